@@ -1,0 +1,97 @@
+"""The small batch-in/batch-out interface every backend implements.
+
+Output lists have the length of the input list; a failed item is an Exception in its slot,
+so one bad item never fails the batch. No protobuf, no grpc here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    kind: str  # "sam2" | "grounding_dino"
+    version: str  # content hash of the weights: a cache key part
+    device: str
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """SAM 2 image features for one image, as the predictor's `set_image` keeps them.
+
+    Arrays are backend-native (torch tensors for the torch backend) without the batch axis.
+    """
+
+    image_embed: object
+    high_res_feats: tuple
+    orig_hw: tuple[int, int]
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class SamPrompt:
+    """One decode request: SAM 2 prompt in original-image pixels.
+
+    points: (N, 2) float32, labels: (N,) int32 (1 positive, 0 negative), boxes: (B, 4) float32.
+    Points alone -> one object; B boxes -> B objects; points + one box -> one object.
+    """
+
+    points: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+    multimask_output: bool
+
+    @property
+    def num_objects(self) -> int:
+        return max(1, len(self.boxes))
+
+
+@dataclass(frozen=True)
+class DecodeItem:
+    features: ImageFeatures
+    prompt: SamPrompt
+
+
+@dataclass(frozen=True)
+class DecodedMasks:
+    """masks: (objects, K, H, W) bool at the original size; scores: (objects, K) float32."""
+
+    masks: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class DetectItem:
+    image: np.ndarray  # H x W x 3 uint8 RGB
+    caption: str  # normalised: lower case, ends with "."
+    box_threshold: float
+    text_threshold: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in pixels
+    score: float
+    label: str
+
+
+Result = Union[object, Exception]
+
+
+class SegmentationBackend(Protocol):
+    info: ModelInfo
+
+    def encode(self, images: Sequence[np.ndarray]) -> list[Union[ImageFeatures, Exception]]: ...
+
+    def decode(self, items: Sequence[DecodeItem]) -> list[Union[DecodedMasks, Exception]]: ...
+
+
+class DetectionBackend(Protocol):
+    info: ModelInfo
+
+    def detect(self, items: Sequence[DetectItem]) -> list[Union[list[Detection], Exception]]: ...

@@ -1,0 +1,86 @@
+"""Small random-weight checkpoints in the official formats, for offline demos and tests.
+
+The architectures are the real ones (sam2's Hiera SAM 2, transformers' Grounding DINO), just
+shrunk; the files load through exactly the code that loads official weights. Masks and boxes
+from them are meaningless.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SAM2_DEMO_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+# The smallest SAM 2 seen to work: 256 px input, one block per Hiera stage.
+SAM2_DEMO_OVERRIDES = (
+    "++model.image_size=256",
+    "++model.image_encoder.trunk.stages=[1,1,1,1]",
+    "++model.memory_attention.num_layers=1",
+)
+
+# Token ids Grounding DINO hard-codes: [CLS] 101, [SEP] 102, "." 1012, "?" 1029.
+_SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 1012: ".", 1029: "?"}
+DEMO_WORDS = (
+    "a an the cat dog car person bird tree sky road house window door chair table cup bottle "
+    "phone book bag shoe hat ball box light sign wall floor red green blue black white big small"
+).split()
+
+
+def write_sam2_demo_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A random-weight SAM 2.1 hiera (shrunk) as `{'model': state_dict}`."""
+    import torch
+    from sam2.build_sam import build_sam2
+
+    torch.manual_seed(seed)
+    model = build_sam2(SAM2_DEMO_CONFIG, None, device="cpu", hydra_overrides_extra=list(SAM2_DEMO_OVERRIDES))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def _demo_vocab() -> dict[str, int]:
+    vocab = [f"[unused{i}]" for i in range(1100)]
+    for index, token in _SPECIAL_IDS.items():
+        vocab[index] = token
+    free = [i for i in range(1, 1100) if i not in _SPECIAL_IDS]
+    for index, word in zip(free, DEMO_WORDS):
+        vocab[index] = word
+    return {token: index for index, token in enumerate(vocab)}
+
+
+def write_grounding_dino_demo_model(directory: Path, seed: int = 0) -> Path:
+    """A random-weight Grounding DINO (tiny Swin + 1-layer BERT) as a `save_pretrained` directory."""
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    torch.manual_seed(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    backbone = SwinConfig(
+        embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8], out_features=["stage2", "stage3", "stage4"]
+    )
+    text = BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128, vocab_size=1100)
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=2,
+        num_queries=30,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+    )
+    model = GroundingDinoForObjectDetection(config)
+    model.save_pretrained(directory)
+    tokenizer = BertTokenizer(vocab=_demo_vocab(), do_lower_case=True)
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 320, "longest_edge": 480})
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+    (directory / "labelgate-demo.json").write_text(json.dumps({"random_weights": True, "seed": seed}))
+    return directory
