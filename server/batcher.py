@@ -1,0 +1,158 @@
+"""Dynamic batching: requests that arrive together run as one model call.
+
+A batch closes when it is full or when its oldest request has waited `max_delay`. Requests whose
+caller has gone (cancelled) or whose deadline has passed are dropped before the call. A full queue
+fails fast with `Overloaded`. Model calls run on one worker thread per batcher, so the event loop
+stays free and a model is never entered twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Generic, Sequence, TypeVar
+
+from labelgate.server.errors import DeadlineExceeded, NotReady, Overloaded
+from labelgate.server.metrics import BatchMetrics
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending(Generic[T]):
+    item: T
+    future: asyncio.Future
+    deadline: float | None  # event-loop time
+    enqueued: float
+
+
+class DynamicBatcher(Generic[T, R]):
+    def __init__(
+        self,
+        stage: str,
+        model: str,
+        run_batch: Callable[[Sequence[T]], list],
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue: int,
+        metrics: BatchMetrics | None = None,
+    ):
+        if max_batch_size < 1 or max_queue < 1 or max_delay_s < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1 and max_delay_s >= 0")
+        self.stage, self.model = stage, model
+        self._run_batch = run_batch
+        self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
+        self._metrics = metrics
+        self._pending: deque[_Pending[T]] = deque()
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{model}")
+        self._worker: asyncio.Task | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.stage}")
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    async def submit(self, item: T, deadline: float | None = None) -> R:
+        """Runs `item` in some batch and returns its result (or raises its exception)."""
+        if self._closed:
+            raise NotReady("the server is shutting down")
+        if len(self._pending) >= self.max_queue:
+            self._drop("queue_full")
+            raise Overloaded(
+                f"the {self.stage} queue is full ({self.max_queue} requests waiting); retry with backoff"
+            )
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append(_Pending(item, future, deadline, loop.time()))
+        self._wakeup.set()
+        return await future
+
+    async def close(self) -> None:
+        """Stops taking work, fails what is still queued, and waits for the running call."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        while self._pending:
+            pending = self._pending.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(NotReady("the server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch(loop)
+            live = self._live(batch, loop.time())
+            if not live:
+                continue
+            await self._execute(live, loop)
+
+    async def _next_batch(self, loop) -> list[_Pending[T]]:
+        while not self._pending:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        close_at = self._pending[0].enqueued + self.max_delay_s
+        while len(self._pending) < self.max_batch_size:
+            remaining = close_at - loop.time()
+            if remaining <= 0:
+                break
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        size = min(self.max_batch_size, len(self._pending))
+        return [self._pending.popleft() for _ in range(size)]
+
+    def _live(self, batch: list[_Pending[T]], now: float) -> list[_Pending[T]]:
+        live = []
+        for pending in batch:
+            if pending.future.done():  # the caller was cancelled
+                self._drop("cancelled")
+            elif pending.deadline is not None and now >= pending.deadline:
+                self._drop("expired")
+                pending.future.set_exception(DeadlineExceeded(f"the deadline passed while waiting for the {self.stage} model"))
+            else:
+                live.append(pending)
+        return live
+
+    async def _execute(self, live: list[_Pending[T]], loop) -> None:
+        started = loop.time()
+        wall = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"{self.stage} backend returned {len(results)} results for {len(live)} items")
+        except Exception as error:  # the whole call failed: every item gets the error
+            log.exception("%s batch of %d failed", self.stage, len(live))
+            results = [error] * len(live)
+        if self._metrics is not None:
+            self._metrics.model_seconds.labels(self.stage, self.model).observe(time.perf_counter() - wall)
+            self._metrics.batch_size.labels(self.stage, self.model).observe(len(live))
+            for pending in live:
+                self._metrics.queue_wait.labels(self.stage, self.model).observe(started - pending.enqueued)
+        for pending, result in zip(live, results):
+            if pending.future.done():
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+
+    def _drop(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped.labels(self.stage, self.model, reason).inc()

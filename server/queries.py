@@ -1,0 +1,93 @@
+"""What the service takes and returns: plain dataclasses, no protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labelgate.models.backend import Detection
+from labelgate.server.masks import COCO_RLE, EncodedMask
+
+DEFAULT_BOX_THRESHOLD = 0.35
+DEFAULT_TEXT_THRESHOLD = 0.25
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Either encoded image bytes or the id of an image sent before."""
+
+    data: bytes = b""
+    image_id: str = ""
+
+
+@dataclass(frozen=True)
+class PointPrompt:
+    x: float
+    y: float
+    negative: bool = False
+
+
+@dataclass(frozen=True)
+class BoxPrompt:
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x_min, self.y_min, self.x_max, self.y_max)
+
+
+@dataclass(frozen=True)
+class SegmentQuery:
+    image: ImageRef
+    points: tuple[PointPrompt, ...] = ()
+    boxes: tuple[BoxPrompt, ...] = ()
+    text: str = ""
+    multimask_output: bool = False
+    formats: tuple[str, ...] = (COCO_RLE,)
+    box_threshold: float = DEFAULT_BOX_THRESHOLD
+    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    model: str = ""
+    detector_model: str = ""
+
+
+@dataclass(frozen=True)
+class DetectQuery:
+    image: ImageRef
+    text: str
+    box_threshold: float = DEFAULT_BOX_THRESHOLD
+    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    image_id: str
+    width: int
+    height: int
+    cache_hit: bool
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    masks: list[EncodedMask]
+    label: str = ""
+    detection_score: float = 0.0
+    prompt_box: BoxPrompt | None = None
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    image_id: str
+    width: int
+    height: int
+    objects: list[ObjectResult] = field(default_factory=list)
+    cache_hit: bool = False
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    image_id: str
+    width: int
+    height: int
+    detections: list[Detection] = field(default_factory=list)

@@ -1,0 +1,184 @@
+"""The gRPC servicer: protobuf <-> service objects, errors -> status codes, request metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+
+import grpc
+
+from labelgate.server.errors import InvalidInput, NotReady
+from labelgate.server.masks import COCO_RLE, PNG, POLYGONS, EncodedMask
+from labelgate.server.metrics import Metrics
+from labelgate.server.queries import (
+    DEFAULT_BOX_THRESHOLD,
+    DEFAULT_TEXT_THRESHOLD,
+    BoxPrompt,
+    DetectQuery,
+    ImageRef,
+    PointPrompt,
+    SegmentQuery,
+)
+from labelgate.server.status import INTERNAL_MESSAGE, status_for
+from labelgate.v1 import labelgate_pb2 as pb
+from labelgate.v1 import labelgate_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+_FORMATS = {pb.COCO_RLE: COCO_RLE, pb.POLYGONS: POLYGONS, pb.PNG: PNG}
+
+
+def _rpc(method):
+    """Runs one RPC: maps any error to its status code, logs server faults, records metrics."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def handler(self: "LabelgateServicer", request, context: grpc.aio.ServicerContext):
+        started = time.perf_counter()
+        code, message = grpc.StatusCode.OK, None
+        try:
+            return await method(self, request, context)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            code, message = status_for(error)
+            if message is None:
+                request_id = uuid.uuid4().hex[:12]
+                log.exception("%s failed (request id %s)", name, request_id)
+                message = INTERNAL_MESSAGE.format(request_id=request_id)
+            else:
+                log.info("%s -> %s: %s", name, code.name, message)
+        finally:
+            self.metrics.requests.labels(name, code.name).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        await context.abort(code, message)
+
+    return handler
+
+
+class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+        self.service = None  # set once the models are loaded
+
+    def _ready_service(self):
+        if self.service is None:
+            raise NotReady("the models are still loading; retry shortly (watch grpc.health.v1 for SERVING)")
+        return self.service
+
+    @_rpc
+    async def Embed(self, request: pb.EmbedRequest, context) -> pb.EmbedResponse:
+        result = await self._ready_service().embed(_image(request.image), request.model, _deadline(context))
+        return pb.EmbedResponse(image_id=result.image_id, width=result.width, height=result.height, cache_hit=result.cache_hit)
+
+    @_rpc
+    async def Segment(self, request: pb.SegmentRequest, context) -> pb.SegmentResponse:
+        query = SegmentQuery(
+            image=_image(request.image),
+            points=tuple(PointPrompt(p.x, p.y, p.negative) for p in request.points),
+            boxes=tuple(_box_from_pb(b) for b in request.boxes),
+            text=request.text,
+            multimask_output=request.multimask_output,
+            formats=_formats(request.formats),
+            box_threshold=request.box_threshold or DEFAULT_BOX_THRESHOLD,
+            text_threshold=request.text_threshold or DEFAULT_TEXT_THRESHOLD,
+            model=request.model,
+            detector_model=request.detector_model,
+        )
+        result = await self._ready_service().segment(query, _deadline(context))
+        return pb.SegmentResponse(
+            image_id=result.image_id,
+            width=result.width,
+            height=result.height,
+            cache_hit=result.cache_hit,
+            objects=[
+                pb.ObjectMasks(
+                    masks=[_mask_to_pb(mask) for mask in obj.masks],
+                    label=obj.label,
+                    detection_score=obj.detection_score,
+                    prompt_box=_box_to_pb(obj.prompt_box.as_tuple()) if obj.prompt_box else None,
+                )
+                for obj in result.objects
+            ],
+        )
+
+    @_rpc
+    async def Detect(self, request: pb.DetectRequest, context) -> pb.DetectResponse:
+        query = DetectQuery(
+            image=_image(request.image),
+            text=request.text,
+            box_threshold=request.box_threshold or DEFAULT_BOX_THRESHOLD,
+            text_threshold=request.text_threshold or DEFAULT_TEXT_THRESHOLD,
+            model=request.model,
+        )
+        result = await self._ready_service().detect(query, _deadline(context))
+        return pb.DetectResponse(
+            image_id=result.image_id,
+            width=result.width,
+            height=result.height,
+            detections=[pb.Detection(box=_box_to_pb(d.box), score=d.score, label=d.label) for d in result.detections],
+        )
+
+    @_rpc
+    async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(
+            models=[
+                pb.ModelInfo(name=info.name, kind=info.kind, version=info.version, device=info.device, is_default=default)
+                for info, default in self._ready_service().list_models()
+            ]
+        )
+
+
+def _deadline(context) -> float | None:
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    return asyncio.get_running_loop().time() + remaining
+
+
+def _image(image: pb.Image) -> ImageRef:
+    source = image.WhichOneof("source")
+    if source == "data":
+        return ImageRef(data=image.data)
+    if source == "image_id":
+        return ImageRef(image_id=image.image_id)
+    return ImageRef()
+
+
+def _formats(values) -> tuple[str, ...]:
+    if not values:
+        return (COCO_RLE,)
+    formats = []
+    for value in values:
+        if value not in _FORMATS:
+            raise InvalidInput(f"unknown mask format {value}; use COCO_RLE, POLYGONS or PNG")
+        if _FORMATS[value] not in formats:
+            formats.append(_FORMATS[value])
+    return tuple(formats)
+
+
+def _box_from_pb(box: pb.Box) -> BoxPrompt:
+    return BoxPrompt(box.x_min, box.y_min, box.x_max, box.y_max)
+
+
+def _box_to_pb(box) -> pb.Box:
+    x_min, y_min, x_max, y_max = box
+    return pb.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max)
+
+
+def _mask_to_pb(mask: EncodedMask) -> pb.Mask:
+    message = pb.Mask(score=mask.score, area=mask.area)
+    if mask.bbox is not None:
+        message.bbox.CopyFrom(_box_to_pb(mask.bbox))
+    if mask.rle is not None:
+        size, counts = mask.rle
+        message.rle.CopyFrom(pb.CocoRle(size=size, counts=counts))
+    if mask.polygons is not None:
+        message.polygons.extend(pb.Polygon(points=points.tolist(), hole=hole) for points, hole in mask.polygons)
+    if mask.png is not None:
+        message.png = mask.png
+    return message

@@ -1,0 +1,162 @@
+"""`labelgate serve` configuration: one typed settings object, from flags or LABELGATE_* variables.
+
+Every flag `--some-name` can also be set with `LABELGATE_SOME_NAME`; a flag wins over the
+variable. `Settings.validate()` fails loudly at start on anything that cannot work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+DEFAULT_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
+DEFAULT_SAM2_CHECKPOINT = "weights/sam2.1_hiera_tiny.pt"
+DEFAULT_GDINO_MODEL = "weights/grounding-dino-tiny"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    device: str = "auto"
+    dtype: str = "fp32"
+    sam2_config: str = DEFAULT_SAM2_CONFIG
+    sam2_checkpoint: str = DEFAULT_SAM2_CHECKPOINT
+    sam2_override: tuple[str, ...] = ()
+    sam2_name: str = ""
+    gdino_model: str = DEFAULT_GDINO_MODEL
+    demo_weights: str = ""
+    cache_bytes: int = 2 * GiB
+    image_cache_bytes: int = 512 * MiB
+    max_batch_size: int = 8
+    max_batch_delay_ms: float = 5.0
+    max_queue: int = 256
+    max_message_bytes: int = 256 * MiB
+    max_image_pixels: int = 100_000_000
+    max_points: int = 64
+    max_boxes: int = 100
+    grace_seconds: float = 10.0
+    warmup: bool = True
+    port_file: str = ""
+    log_level: str = "INFO"
+
+    def validate(self) -> "Settings":
+        problems = []
+        for name in ("port", "metrics_port"):
+            value = getattr(self, name)
+            if not -1 <= value <= 65535:
+                problems.append(f"--{_flag(name)} {value}: not a port (0 = any free port, -1 = off for metrics)")
+        if self.port < 0:
+            problems.append("--port must be >= 0")
+        positive = ("cache_bytes", "image_cache_bytes", "max_batch_size", "max_queue", "max_message_bytes", "max_image_pixels",
+                    "max_points", "max_boxes")
+        problems += [f"--{_flag(n)} must be > 0, got {getattr(self, n)}" for n in positive if getattr(self, n) <= 0]
+        if self.max_batch_delay_ms < 0 or self.grace_seconds < 0:
+            problems.append("--max-batch-delay-ms and --grace-seconds must be >= 0")
+        if self.dtype not in ("fp32", "bf16", "fp16"):
+            problems.append(f"--dtype {self.dtype}: choose fp32, bf16 or fp16")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append(f"--device {self.device}: choose auto, cpu, cuda or cuda:N")
+        for override in self.sam2_override:
+            if "=" not in override:
+                problems.append(f"--sam2-override {override!r}: expected KEY=VALUE, e.g. ++model.image_size=512")
+        if not self.demo_weights:
+            if not Path(self.sam2_checkpoint).is_file():
+                problems.append(
+                    f"--sam2-checkpoint {self.sam2_checkpoint}: no such file. Fetch it with "
+                    "`labelgate weights fetch sam2.1-hiera-tiny` or try offline with --demo-weights DIR"
+                )
+            if self.gdino_model and not Path(self.gdino_model, "config.json").is_file():
+                problems.append(
+                    f"--gdino-model {self.gdino_model}: not a save_pretrained directory (no config.json). Fetch it with "
+                    "`labelgate weights fetch grounding-dino-tiny`, or pass --gdino-model '' to serve without text prompts"
+                )
+        if problems:
+            raise ValueError("invalid settings:\n  " + "\n  ".join(problems))
+        return self
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Settings":
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+_HELP = {
+    "host": "address to serve gRPC on",
+    "port": "gRPC port (0 = any free port)",
+    "metrics_host": "address of the Prometheus /metrics endpoint",
+    "metrics_port": "Prometheus /metrics port (0 = any free port, -1 = off)",
+    "device": "auto (CUDA if available), cpu, cuda or cuda:N",
+    "dtype": "model precision on CUDA: fp32, bf16 or fp16 (CPU is always fp32)",
+    "sam2_config": "bundled sam2 config name, e.g. configs/sam2.1/sam2.1_hiera_l.yaml",
+    "sam2_checkpoint": "SAM 2 checkpoint ({'model': state_dict} .pt, as published)",
+    "sam2_override": "hydra override for the SAM 2 config, KEY=VALUE (repeatable), e.g. ++model.image_size=512",
+    "sam2_name": "model name clients use (default: the config's name, e.g. sam2.1_hiera_t)",
+    "gdino_model": "Grounding DINO save_pretrained directory ('' = no text prompts)",
+    "demo_weights": "serve random demo weights from DIR (written if missing); overrides the model flags",
+    "cache_bytes": "byte budget of the SAM 2 feature cache (about 16 MiB per image at 1024 px)",
+    "image_cache_bytes": "byte budget for received encoded images, kept so later calls can send only the image id",
+    "max_batch_size": "most requests per model call",
+    "max_batch_delay_ms": "longest a request waits for others to batch with",
+    "max_queue": "requests waiting per model before RESOURCE_EXHAUSTED",
+    "max_message_bytes": "largest gRPC message accepted or sent",
+    "max_image_pixels": "largest image accepted, in pixels (decompression-bomb guard)",
+    "max_points": "most points per Segment request",
+    "max_boxes": "most boxes per Segment request",
+    "grace_seconds": "on SIGTERM/SIGINT, how long in-flight requests get to finish",
+    "warmup": "run every model once before reporting SERVING",
+    "port_file": "write {'port':..., 'metrics_port':...} as JSON here once listening",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get("LABELGATE_" + name.upper())
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per Settings field; defaults come from LABELGATE_* variables, then the field."""
+    for spec in fields(Settings):
+        name, default = spec.name, spec.default
+        env = _env(name)
+        help_text = f"{_HELP[name]} [env LABELGATE_{name.upper()}]"
+        if isinstance(default, tuple):
+            parser.add_argument(f"--{_flag(name)}", action="append", default=None, help=help_text + " (env: comma-separated)")
+            continue
+        kind = type(default)
+        if kind is bool:
+            parser.add_argument(f"--{_flag(name)}", action=argparse.BooleanOptionalAction,
+                                default=_parse_bool(env) if env else default, help=help_text)
+        else:
+            parser.add_argument(f"--{_flag(name)}", type=kind, default=kind(env) if env else default,
+                                help=help_text + " (default: %(default)s)")
+
+
+def normalize_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Repeatable flags collect into tuples; flags given replace the environment's list."""
+    for spec in fields(Settings):
+        if isinstance(spec.default, tuple) and getattr(args, spec.name) is None:
+            env = _env(spec.name)
+            setattr(args, spec.name, tuple(v for v in env.split(",") if v) if env else spec.default)
+        elif isinstance(spec.default, tuple):
+            setattr(args, spec.name, tuple(getattr(args, spec.name)))
+    return args

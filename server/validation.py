@@ -1,0 +1,90 @@
+"""Request checks with messages a user can act on. Each failure raises InvalidInput."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from labelgate.server.errors import InvalidInput
+from labelgate.server.queries import BoxPrompt, DetectQuery, SegmentQuery
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_points: int = 64
+    max_boxes: int = 100
+    max_image_pixels: int = 100_000_000
+    max_text_chars: int = 2000
+
+
+def check_image_ref(query_image, what: str) -> None:
+    if not query_image.data and not query_image.image_id:
+        raise InvalidInput(f"{what}: no image: set Image.data to the encoded image bytes, or Image.image_id to an id from an earlier call")
+
+
+def check_threshold(value: float, name: str) -> None:
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"{name} must be between 0 and 1 (0 = the default), got {value}")
+
+
+def check_segment_prompt(query: SegmentQuery, limits: Limits) -> None:
+    """Checks that need no image: prompt kinds, counts, finiteness, box order."""
+    check_image_ref(query.image, "Segment")
+    has_geometry = bool(query.points or query.boxes)
+    if query.text.strip() and has_geometry:
+        raise InvalidInput("a text prompt cannot be combined with points or boxes: send them in separate Segment calls")
+    if not query.text.strip() and not has_geometry:
+        raise InvalidInput("empty prompt: give at least one point, one box, or a text prompt such as 'cat . dog .'")
+    if len(query.points) > limits.max_points:
+        raise InvalidInput(f"{len(query.points)} points is over this server's limit of {limits.max_points} (--max-points)")
+    if len(query.boxes) > limits.max_boxes:
+        raise InvalidInput(f"{len(query.boxes)} boxes is over this server's limit of {limits.max_boxes} (--max-boxes)")
+    if query.points and len(query.boxes) > 1:
+        raise InvalidInput(
+            f"points can be combined with exactly one box, got {len(query.boxes)} boxes: "
+            "send several boxes without points, or one box with its points"
+        )
+    for index, point in enumerate(query.points):
+        if not (math.isfinite(point.x) and math.isfinite(point.y)):
+            raise InvalidInput(f"point {index} has a non-finite coordinate ({point.x}, {point.y})")
+    for index, box in enumerate(query.boxes):
+        check_box_shape(box, index)
+    if query.text:
+        check_text(query.text, limits)
+    check_threshold(query.box_threshold, "box_threshold")
+    check_threshold(query.text_threshold, "text_threshold")
+
+
+def check_box_shape(box: BoxPrompt, index: int) -> None:
+    values = box.as_tuple()
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidInput(f"box {index} has a non-finite coordinate {values}")
+    if box.x_max <= box.x_min or box.y_max <= box.y_min:
+        raise InvalidInput(
+            f"box {index} is empty or inverted: (x_min {box.x_min}, y_min {box.y_min}, x_max {box.x_max}, y_max {box.y_max}); "
+            "x_max must be > x_min and y_max > y_min"
+        )
+
+
+def check_in_image(query: SegmentQuery, width: int, height: int) -> None:
+    """Coordinates may touch the image edge (x == width) but not go past it."""
+    for index, point in enumerate(query.points):
+        if not (0 <= point.x <= width and 0 <= point.y <= height):
+            raise InvalidInput(f"point {index} ({point.x}, {point.y}) is outside the {width} x {height} image")
+    for index, box in enumerate(query.boxes):
+        if not (0 <= box.x_min and 0 <= box.y_min and box.x_max <= width and box.y_max <= height):
+            raise InvalidInput(f"box {index} {box.as_tuple()} is outside the {width} x {height} image")
+
+
+def check_text(text: str, limits: Limits) -> None:
+    if not text.strip().strip("."):
+        raise InvalidInput("empty text prompt: name what to find, e.g. 'cat . dog .'")
+    if len(text) > limits.max_text_chars:
+        raise InvalidInput(f"text prompt of {len(text)} characters is over the limit of {limits.max_text_chars}")
+
+
+def check_detect(query: DetectQuery, limits: Limits) -> None:
+    check_image_ref(query.image, "Detect")
+    check_text(query.text, limits)
+    check_threshold(query.box_threshold, "box_threshold")
+    check_threshold(query.text_threshold, "text_threshold")
