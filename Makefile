@@ -26,9 +26,16 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install -q -e clients/python -e '.[test]'
 	touch $@
 
+# Official SAM 2.1 hiera-tiny + Grounding DINO tiny; without a network, random demo weights (said loudly).
 run: venv
-	$(BIN)/labelgate weights ensure-default --dir $(WEIGHTS)
-	$(BIN)/labelgate serve --host $(HOST) --port $(PORT) $$(cat $(WEIGHTS)/serve-args)
+	@$(BIN)/labelgate weights fetch --dir $(WEIGHTS) sam2.1-hiera-tiny grounding-dino-tiny; status=$$?; \
+	if [ $$status -eq 0 ]; then \
+		exec $(BIN)/labelgate serve --host $(HOST) --port $(PORT) \
+			--sam2-checkpoint $(WEIGHTS)/sam2.1_hiera_tiny.pt --gdino-model $(WEIGHTS)/grounding-dino-tiny; \
+	elif [ $$status -eq 2 ]; then \
+		echo "*** no network: serving RANDOM demo weights from $(WEIGHTS)/demo (masks are meaningless) ***"; \
+		exec $(BIN)/labelgate serve --host $(HOST) --port $(PORT) --demo-weights $(WEIGHTS)/demo; \
+	else exit $$status; fi
 
 test: venv proto-check
 	$(BIN)/python -m pytest -q tests

@@ -14,17 +14,15 @@ from PIL import Image, ImageOps
 from labelgate.server.errors import InvalidInput
 
 SUPPORTED = "PNG, JPEG, WebP, BMP or TIFF"
-# Pillow format names allowed to decode. MPO is what Pillow calls a JPEG with extra
-# embedded pictures (common from phone and stereo cameras); its first frame is the photo.
+# The only Pillow decoders that ever see uploaded bytes. The JPEG one also opens MPO (a JPEG
+# with extra embedded pictures, common from phones): its first frame is the photo.
 _DECODERS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
-_ACCEPTED_FORMATS = frozenset(_DECODERS) | {"MPO"}
 # What Pillow may raise on malformed input, besides DecompressionBombError.
 _DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, IndexError, struct.error)
 _IMAGE_ID = re.compile(r"img_[0-9a-f]{32}")
 _SIGNATURES = {
     b"\x89PNG\r\n\x1a\n": "PNG",
     b"\xff\xd8\xff": "JPEG",
-    b"RIFF": "WebP",  # followed by a 4-byte size and b"WEBP"; close enough for a message
     b"BM": "BMP",
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
@@ -33,7 +31,7 @@ _SIGNATURES = {
 _BASE64_PREFIXES = (b"data:image/", b"iVBORw0KGgo", b"/9j/", b"UklGR", b"SUkqA", b"TU0AK")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on an ndarray field would raise; compare image_id
 class DecodedImage:
     pixels: np.ndarray  # H x W x 3 uint8 RGB, C-contiguous, read-only
     image_id: str
@@ -90,7 +88,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _unrecognised(data: bytes) -> InvalidInput:
-    claimed = next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), None)
+    claimed = _claimed_format(data)
     if claimed is not None:
         return InvalidInput(
             f"the data starts like a {claimed} file but its header is invalid or truncated "
@@ -106,6 +104,13 @@ def _unrecognised(data: bytes) -> InvalidInput:
         f"could not decode the image: received {len(data)} bytes starting with "
         f"{data[:16]!r}, which is not a {SUPPORTED} image{hint}"
     )
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """The supported format whose signature the data starts with, if any."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), None)
 
 
 def _identify_unsupported(data: bytes) -> str | None:

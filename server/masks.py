@@ -88,7 +88,7 @@ def area(mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq would compare polygon ndarrays and raise
 class EncodedMask:
     score: float
     bbox: BBox | None

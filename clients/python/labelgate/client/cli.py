@@ -1,0 +1,282 @@
+"""The client subcommands of the `labelgate` command: segment, detect, models.
+
+`add_client_commands(subparsers)` registers them; nothing is parsed or connected at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+from labelgate.client import report
+from labelgate.client.client import DEFAULT_TARGET, Client
+from labelgate.client.errors import LabelgateClientError
+from labelgate.client.overlay import draw_overlay
+
+SERVER_ENV = "LABELGATE_SERVER"
+_NEGATIVE = {"neg", "negative", "n", "-"}
+_POSITIVE = {"pos", "positive", "p", "+"}
+
+
+# --- argument types (argparse turns ArgumentTypeError into a usage error naming the flag) -------
+
+
+def _numbers(parts: list[str], what: str, syntax: str, text: str) -> list[float]:
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {text!r}: expected {syntax} with numbers, e.g. {_EXAMPLES[what]}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{what} {text!r}: coordinates must be finite numbers")
+    return values
+
+
+_EXAMPLES = {"point": "--point 120,80 or --point 40,35,neg", "box": "--box 10,20,200,180"}
+
+
+def parse_point(text: str) -> tuple[float, float, bool]:
+    """"X,Y" or "X,Y,neg" -> (x, y, negative)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(
+            f"point {text!r}: expected X,Y or X,Y,neg (pixels; 'neg' marks a negative click), e.g. {_EXAMPLES['point']}"
+        )
+    x, y = _numbers(parts[:2], "point", "X,Y[,neg]", text)
+    negative = False
+    if len(parts) == 3:
+        flag = parts[2].lower()
+        if flag not in _NEGATIVE | _POSITIVE:
+            raise argparse.ArgumentTypeError(
+                f"point {text!r}: the third part must be 'neg' (negative click) or 'pos', got {parts[2]!r}; "
+                f"e.g. {_EXAMPLES['point']}"
+            )
+        negative = flag in _NEGATIVE
+    return x, y, negative
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """"X1,Y1,X2,Y2" (top-left, bottom-right corners) -> (x_min, y_min, x_max, y_max)."""
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(
+            f"box {text!r}: expected X1,Y1,X2,Y2 (top-left and bottom-right corners in pixels), e.g. {_EXAMPLES['box']}"
+        )
+    x_min, y_min, x_max, y_max = _numbers(parts, "box", "X1,Y1,X2,Y2", text)
+    if x_max <= x_min or y_max <= y_min:
+        raise argparse.ArgumentTypeError(f"box {text!r}: X2 must be > X1 and Y2 > Y1, e.g. {_EXAMPLES['box']}")
+    return x_min, y_min, x_max, y_max
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold {text!r}: expected a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"threshold {text!r}: must be between 0 and 1 (0 = the server's default)")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"timeout {text!r}: expected seconds, e.g. 30") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"timeout {text!r}: must be > 0 seconds")
+    return value
+
+
+def _image_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"image {text!r}: no such file")
+    return path
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `segment`, `detect` and `models` on the top-level CLI's subparsers."""
+    segment = subparsers.add_parser(
+        "segment",
+        help="SAM 2 masks for clicks, boxes or a text prompt (needs a running server)",
+        description=(
+            "Send IMAGE to a labelgate server and print one line per object (label, score, area,\n"
+            "bbox), or the full result with --json. Give clicks and/or boxes, or a text prompt\n"
+            "(Grounding DINO finds the objects, SAM 2 masks them). Coordinates are pixels of the\n"
+            "EXIF-oriented image, origin top-left."
+        ),
+        epilog=(
+            "examples:\n"
+            "  labelgate segment photo.jpg --point 120,80 --out overlay.png\n"
+            "  labelgate segment photo.jpg --point 120,80 --point 40,35,neg --box 10,20,200,180\n"
+            "  labelgate segment photo.jpg --box 10,20,200,180 --box 220,40,300,160 --json\n"
+            "  labelgate segment photo.jpg --text 'cat . dog .' --out overlay.png"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    segment.add_argument("image", type=_image_file, metavar="IMAGE", help="a PNG, JPEG, WebP, BMP or TIFF file")
+    segment.add_argument("--point", dest="points", type=parse_point, action="append", default=[], metavar="X,Y[,neg]",
+                         help="a click on the object, or with ',neg' a click on what is not the object (repeatable)")
+    segment.add_argument("--box", dest="boxes", type=parse_box, action="append", default=[], metavar="X1,Y1,X2,Y2",
+                         help="a box around an object (repeatable: several boxes without points give one object each)")
+    segment.add_argument("--text", default="", metavar="PROMPT",
+                         help="what to find, as Grounding DINO phrases ending in ' .', e.g. 'cat . dog .' "
+                              "(not combined with --point/--box)")
+    segment.add_argument("--multimask", action="store_true",
+                         help="ask SAM 2 for 3 candidate masks per object (the best is shown)")
+    segment.add_argument("--box-threshold", type=_threshold, default=0.0, metavar="T",
+                         help="for --text: detection score threshold (default: the server's, 0.35)")
+    segment.add_argument("--text-threshold", type=_threshold, default=0.0, metavar="T",
+                         help="for --text: phrase match threshold (default: the server's, 0.25)")
+    _add_output_flags(segment, "the best mask of each object, with its prompt or detection box")
+    _add_connection_flags(segment)
+    segment.set_defaults(func=_segment)
+
+    detect = subparsers.add_parser(
+        "detect",
+        help="Grounding DINO boxes for a text prompt (needs a running server)",
+        description="Send IMAGE to a labelgate server and print the boxes Grounding DINO finds for TEXT.",
+        epilog="example:\n  labelgate detect street.jpg 'car . person .' --out boxes.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    detect.add_argument("image", type=_image_file, metavar="IMAGE", help="a PNG, JPEG, WebP, BMP or TIFF file")
+    detect.add_argument("text", metavar="TEXT", help="what to find, as phrases ending in ' .', e.g. 'car . person .'")
+    detect.add_argument("--box-threshold", type=_threshold, default=0.0, metavar="T",
+                        help="detection score threshold (default: the server's, 0.35)")
+    detect.add_argument("--text-threshold", type=_threshold, default=0.0, metavar="T",
+                        help="phrase match threshold (default: the server's, 0.25)")
+    _add_output_flags(detect, "the boxes with their labels and scores")
+    _add_connection_flags(detect)
+    detect.set_defaults(func=_detect)
+
+    models = subparsers.add_parser(
+        "models",
+        help="list the models a running server has loaded",
+        description="Print a table of the models a labelgate server has loaded: name, kind, version, device, default.",
+    )
+    _add_connection_flags(models)
+    models.set_defaults(func=_models)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, drawn: str) -> None:
+    parser.add_argument("--out", type=Path, metavar="OVERLAY.png", help=f"write a PNG of the image with {drawn}")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get(SERVER_ENV) or DEFAULT_TARGET
+    parser.add_argument("--server", default=default, metavar="HOST:PORT",
+                        help=f"the labelgate server (default: %(default)s; set ${SERVER_ENV} to change it)")
+    parser.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="S",
+                        help="seconds to wait for the answer (default: %(default)s)")
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def _segment(args: argparse.Namespace) -> int:
+    def run(client: Client) -> None:
+        result = client.segment(
+            args.image, points=args.points, boxes=args.boxes, text=args.text, multimask=args.multimask,
+            box_threshold=args.box_threshold, text_threshold=args.text_threshold,
+        )
+        _print(report.segment_dict(result) if args.json else report.segment_lines(result), args.json)
+        if args.out:
+            pixels = _load_pixels(args.image, result.width, result.height)
+            objects = [obj for obj in result.objects if obj.best is not None]
+            canvas = draw_overlay(
+                pixels,
+                [obj.best.to_numpy() for obj in objects],
+                [obj.prompt_box for obj in objects],
+                [_object_label(number, obj) for number, obj in enumerate(objects, 1)],
+            )
+            _draw_points(canvas, args.points)
+            _save(canvas, args.out)
+
+    return _with_client(args, run)
+
+
+def _detect(args: argparse.Namespace) -> int:
+    def run(client: Client) -> None:
+        result = client.detect(args.image, args.text, box_threshold=args.box_threshold,
+                               text_threshold=args.text_threshold)
+        _print(report.detect_dict(result) if args.json else report.detect_lines(result), args.json)
+        if args.out:
+            pixels = _load_pixels(args.image, result.width, result.height)
+            canvas = draw_overlay(pixels, [], [d.box for d in result.detections],
+                                  [f"{d.label or '?'} {d.score:.2f}" for d in result.detections])
+            _save(canvas, args.out)
+
+    return _with_client(args, run)
+
+
+def _models(args: argparse.Namespace) -> int:
+    return _with_client(args, lambda client: _print(report.models_table(client.list_models()), False))
+
+
+def _with_client(args: argparse.Namespace, run) -> int:
+    """Runs `run(client)`; RPC failures become a one-line message on stderr and exit status 1."""
+    try:
+        with Client(args.server, timeout=args.timeout) as client:
+            run(client)
+    except LabelgateClientError as error:
+        if error.unreachable:
+            print(
+                f"error: cannot reach a labelgate server at {args.server} ({error.details}).\n"
+                f"Is one running? Start it with `make run` (or `labelgate serve`), or point --server or "
+                f"${SERVER_ENV} at it.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: {error.code.name}: {error.details}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print(output, as_json: bool) -> None:
+    print(json.dumps(output, indent=2) if as_json else "\n".join(output))
+
+
+def _object_label(number: int, obj) -> str:
+    if obj.label:
+        return f"{obj.label} {obj.detection_score:.2f}"
+    return f"#{number} {obj.best.score:.2f}"
+
+
+def _load_pixels(path: Path, width: int, height: int) -> np.ndarray:
+    """The image as the server saw it: EXIF-oriented RGB."""
+    with Image.open(path) as image:
+        pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    if pixels.shape[:2] != (height, width):
+        raise ValueError(
+            f"{path} decodes to {pixels.shape[1]}x{pixels.shape[0]} here but the server saw {width}x{height}; "
+            "cannot draw the overlay"
+        )
+    return pixels
+
+
+def _draw_points(canvas: Image.Image, points) -> None:
+    draw = ImageDraw.Draw(canvas)
+    radius = max(3, round(min(canvas.size) / 150))
+    for x, y, negative in points:
+        colour = (230, 30, 30) if negative else (30, 200, 60)
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour, outline=(255, 255, 255))
+
+
+def _save(canvas: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, format="PNG")
+    print(f"overlay written to {path}", file=sys.stderr)  # stderr: stdout may be --json

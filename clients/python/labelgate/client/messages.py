@@ -1,0 +1,88 @@
+"""Python arguments -> protobuf request messages. Requests are built without their image (bad
+arguments fail before any image is encoded or sent); `with_image` adds it per attempt. Shared by
+every client flavour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from labelgate.v1 import labelgate_pb2 as pb
+
+MASK_FORMATS = {"coco_rle": pb.COCO_RLE, "polygons": pb.POLYGONS, "png": pb.PNG}
+
+
+def points_to_pb(points: Iterable[Sequence]) -> list[pb.Point]:
+    """Each point is (x, y) or (x, y, negative)."""
+    messages = []
+    for index, point in enumerate(points):
+        values = _as_tuple(point, "point", index, "(x, y) or (x, y, negative)")
+        if len(values) not in (2, 3):
+            raise ValueError(f"point {index}: expected (x, y) or (x, y, negative), got {point!r}")
+        negative = bool(values[2]) if len(values) == 3 else False
+        messages.append(pb.Point(x=float(values[0]), y=float(values[1]), negative=negative))
+    return messages
+
+
+def boxes_to_pb(boxes: Iterable[Sequence]) -> list[pb.Box]:
+    """Each box is (x_min, y_min, x_max, y_max) in pixels."""
+    messages = []
+    for index, box in enumerate(boxes):
+        values = _as_tuple(box, "box", index, "(x_min, y_min, x_max, y_max)")
+        if len(values) != 4:
+            raise ValueError(f"box {index}: expected (x_min, y_min, x_max, y_max), got {box!r}")
+        x_min, y_min, x_max, y_max = (float(v) for v in values)
+        messages.append(pb.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max))
+    return messages
+
+
+def _as_tuple(value, what: str, index: int, expected: str) -> tuple:
+    try:
+        return tuple(value)
+    except TypeError:
+        raise ValueError(f"{what} {index}: expected {expected}, got {value!r} (pass a list of {what}s)") from None
+
+
+def formats_to_pb(formats: Iterable[str] | str) -> list[int]:
+    if isinstance(formats, str):
+        formats = (formats,)
+    values = []
+    for name in formats:
+        key = str(name).lower()
+        if key not in MASK_FORMATS:
+            raise ValueError(f"unknown mask format {name!r}; choose from {sorted(MASK_FORMATS)}")
+        values.append(MASK_FORMATS[key])
+    return values
+
+
+def with_image(request, image: pb.Image):
+    """A copy of `request` with its `image` field set."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.image.CopyFrom(image)
+    return copy
+
+
+def segment_request(*, points=(), boxes=(), text: str = "", multimask: bool = False,
+                    formats=("coco_rle",), box_threshold: float = 0.0, text_threshold: float = 0.0,
+                    model: str = "", detector_model: str = "") -> pb.SegmentRequest:
+    return pb.SegmentRequest(
+        points=points_to_pb(points),
+        boxes=boxes_to_pb(boxes),
+        text=text,
+        multimask_output=multimask,
+        formats=formats_to_pb(formats),
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        model=model,
+        detector_model=detector_model,
+    )
+
+
+def detect_request(*, text: str, box_threshold: float = 0.0, text_threshold: float = 0.0,
+                   model: str = "") -> pb.DetectRequest:
+    return pb.DetectRequest(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
+                            model=model)
+
+
+def embed_request(*, model: str = "") -> pb.EmbedRequest:
+    return pb.EmbedRequest(model=model)

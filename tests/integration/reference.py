@@ -1,0 +1,74 @@
+"""The upstream reference code the service must agree with, loaded from the same demo weights."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
+from labelgate.models.weights_cli import demo_paths
+
+
+def sam2_predictor(demo_weights: Path):
+    """`SAM2ImagePredictor` over the demo checkpoint, built by sam2's own `build_sam2`."""
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    checkpoint, _ = demo_paths(demo_weights)
+    model = build_sam2(SAM2_DEMO_CONFIG, str(checkpoint), device="cpu", hydra_overrides_extra=list(SAM2_DEMO_OVERRIDES))
+    predictor = SAM2ImagePredictor(model)
+    # The predictor hard-codes the feature sizes of 1024 px models; the demo model is 256 px.
+    side = model.image_size // 4
+    predictor._bb_feat_sizes = [(side, side), (side // 2, side // 2), (side // 4, side // 4)]
+    return predictor
+
+
+def grounding_dino_reference(demo_weights: Path):
+    """(processor, model) loaded by transformers from the demo save_pretrained directory."""
+    from transformers import AutoProcessor, GroundingDinoForObjectDetection
+
+    _, directory = demo_paths(demo_weights)
+    return AutoProcessor.from_pretrained(directory), GroundingDinoForObjectDetection.from_pretrained(directory).eval()
+
+
+def reference_detect(processor, model, image: np.ndarray, caption: str, box_threshold: float, text_threshold: float):
+    import torch
+
+    inputs = processor(images=image, text=caption, return_tensors="pt")
+    with torch.inference_mode():
+        outputs = model(**inputs)
+    return processor.post_process_grounded_object_detection(
+        outputs, inputs.input_ids, threshold=box_threshold, text_threshold=text_threshold,
+        target_sizes=[image.shape[:2]],
+    )[0]
+
+
+def random_image(seed: int, height: int, width: int) -> np.ndarray:
+    """Smooth random shapes rather than noise, so masks have structure."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((height, width, 3), np.uint8) + rng.integers(0, 255, 3, dtype=np.uint8)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, width - 10), rng.integers(0, height - 10)
+        x1, y1 = x0 + rng.integers(10, width // 2), y0 + rng.integers(10, height // 2)
+        image[y0:y1, x0:x1] = rng.integers(0, 255, 3, dtype=np.uint8)
+    return image
+
+
+def encode(image: np.ndarray, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def decode_rle(mask_message) -> np.ndarray:
+    rle = {"size": list(mask_message.rle.size), "counts": mask_message.rle.counts.encode()}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)

@@ -1,0 +1,211 @@
+"""Segment and Embed through a real server: masks identical to SAM2ImagePredictor, the cache works."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from labelgate.v1 import labelgate_pb2 as pb
+from reference import decode_rle, encode, grounding_dino_reference, iou, random_image, reference_detect, sam2_predictor
+
+IMAGES = {
+    "landscape": random_image(1, 240, 360),
+    "portrait": random_image(2, 401, 223),
+    "square": random_image(3, 256, 256),
+}
+
+# (points [(x, y, negative)], boxes [(x1, y1, x2, y2)]) in fractions of the image size.
+PROMPTS = {
+    "one point": ([(0.5, 0.5, False)], []),
+    "points with a negative": ([(0.3, 0.4, False), (0.7, 0.6, True), (0.2, 0.8, False)], []),
+    "one box": ([], [(0.1, 0.2, 0.6, 0.9)]),
+    "several boxes": ([], [(0.1, 0.2, 0.6, 0.9), (0.0, 0.0, 1.0, 1.0), (0.5, 0.5, 0.7, 0.6)]),
+    "point and box": ([(0.4, 0.5, False), (0.45, 0.55, True)], [(0.2, 0.2, 0.8, 0.8)]),
+}
+
+
+@pytest.fixture(scope="module")
+def predictor(demo_weights):
+    return sam2_predictor(demo_weights)
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    return server.stub()
+
+
+def _scaled(prompt, image):
+    height, width = image.shape[:2]
+    points, boxes = prompt
+    points = [(x * width, y * height, neg) for x, y, neg in points]
+    boxes = [(x0 * width, y0 * height, x1 * width, y1 * height) for x0, y0, x1, y1 in boxes]
+    return points, boxes
+
+
+def _request(image_message, points, boxes, multimask, **fields):
+    return pb.SegmentRequest(
+        image=image_message,
+        points=[pb.Point(x=x, y=y, negative=neg) for x, y, neg in points],
+        boxes=[pb.Box(x_min=a, y_min=b, x_max=c, y_max=d) for a, b, c, d in boxes],
+        multimask_output=multimask,
+        **fields,
+    )
+
+
+def _reference(predictor, image, points, boxes, multimask):
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(
+        point_coords=np.array([(x, y) for x, y, _ in points], np.float32) if points else None,
+        point_labels=np.array([0 if neg else 1 for *_, neg in points], np.int32) if points else None,
+        box=np.array(boxes, np.float32) if boxes else None,
+        multimask_output=multimask,
+    )
+    if masks.ndim == 3:  # one object
+        masks, scores = masks[None], scores[None]
+    return masks.astype(bool), scores
+
+
+@pytest.mark.parametrize("image_name", sorted(IMAGES))
+@pytest.mark.parametrize("prompt_name", sorted(PROMPTS))
+@pytest.mark.parametrize("multimask", [False, True])
+def test_masks_identical_to_sam2_image_predictor(stub, predictor, image_name, prompt_name, multimask):
+    image = IMAGES[image_name]
+    points, boxes = _scaled(PROMPTS[prompt_name], image)
+    response = stub.Segment(_request(pb.Image(data=encode(image)), points, boxes, multimask))
+    expected_masks, expected_scores = _reference(predictor, image, points, boxes, multimask)
+
+    assert (response.height, response.width) == image.shape[:2]
+    assert len(response.objects) == expected_masks.shape[0]
+    for obj, masks, scores in zip(response.objects, expected_masks, expected_scores):
+        assert len(obj.masks) == (3 if multimask else 1)
+        for mask_message, mask, score in zip(obj.masks, masks, scores):
+            decoded = decode_rle(mask_message)
+            assert np.array_equal(decoded, mask), f"IoU {iou(decoded, mask):.5f}"
+            assert mask_message.score == pytest.approx(float(score), abs=1e-5)
+            assert mask_message.area == mask.sum()
+
+
+def test_box_objects_carry_their_prompt_box(stub):
+    image = IMAGES["landscape"]
+    _, boxes = _scaled(PROMPTS["several boxes"], image)
+    response = stub.Segment(_request(pb.Image(data=encode(image)), [], boxes, False))
+    got = [(o.prompt_box.x_min, o.prompt_box.y_min, o.prompt_box.x_max, o.prompt_box.y_max) for o in response.objects]
+    assert np.allclose(got, boxes, atol=1e-3)
+
+
+def test_embed_then_click_by_id_is_a_cache_hit_without_the_encoder(server, stub):
+    image = random_image(10, 200, 300)
+    first = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(image))))
+    assert not first.cache_hit and (first.width, first.height) == (300, 200)
+    encodes = server.metric("labelgate_model_seconds_count", stage="encode", model="sam2_demo")
+    decodes = server.metric("labelgate_model_seconds_count", stage="decode", model="sam2_demo")
+
+    clicks = [stub.Segment(_request(pb.Image(image_id=first.image_id), [(50 + i, 60, False)], [], False)) for i in range(3)]
+
+    assert all(click.cache_hit and click.image_id == first.image_id for click in clicks)
+    assert server.metric("labelgate_model_seconds_count", stage="encode", model="sam2_demo") == encodes
+    assert server.metric("labelgate_model_seconds_count", stage="decode", model="sam2_demo") == decodes + 3
+    assert stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(image)))).cache_hit
+
+
+def test_same_pixels_in_other_encodings_share_one_id(stub):
+    image = random_image(11, 120, 160)
+    ids = {stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(image, fmt)))).image_id for fmt in ("PNG", "BMP", "TIFF")}
+    assert len(ids) == 1
+
+
+def test_second_segment_with_bytes_reports_cache_hit(stub):
+    image = random_image(12, 150, 150)
+    request = _request(pb.Image(data=encode(image)), [(75, 75, False)], [], True)
+    first, second = stub.Segment(request), stub.Segment(request)
+    assert not first.cache_hit and second.cache_hit
+    assert [m.rle.counts for m in first.objects[0].masks] == [m.rle.counts for m in second.objects[0].masks]
+
+
+def test_all_mask_formats_agree(stub):
+    import cv2
+
+    image = IMAGES["square"]
+    response = stub.Segment(
+        _request(pb.Image(data=encode(image)), [(128, 128, False)], [], True, formats=[pb.COCO_RLE, pb.POLYGONS, pb.PNG])
+    )
+    for mask_message in response.objects[0].masks:
+        from_rle = decode_rle(mask_message)
+        from_png = cv2.imdecode(np.frombuffer(mask_message.png, np.uint8), cv2.IMREAD_GRAYSCALE) > 0
+        assert np.array_equal(from_rle, from_png)
+        # OpenCV hole contours run along mask pixels: fill outers, clear holes, redraw hole outlines.
+        outers = [np.array(p.points, np.float32).reshape(-1, 2).round().astype(np.int32) for p in mask_message.polygons if not p.hole]
+        holes = [np.array(p.points, np.float32).reshape(-1, 2).round().astype(np.int32) for p in mask_message.polygons if p.hole]
+        canvas = np.zeros(from_rle.shape, np.uint8)
+        cv2.fillPoly(canvas, outers, 1)
+        cv2.fillPoly(canvas, holes, 0)
+        cv2.polylines(canvas, holes, True, 1)
+        if from_rle.sum() > 100:
+            assert iou(canvas.astype(bool), from_rle) > 0.97
+        ys, xs = np.nonzero(from_rle)
+        if len(xs):
+            box = mask_message.bbox
+            assert (box.x_min, box.y_min, box.x_max, box.y_max) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_formats_default_to_coco_rle_only(stub):
+    response = stub.Segment(_request(pb.Image(data=encode(IMAGES["square"])), [(10, 10, False)], [], False))
+    mask = response.objects[0].masks[0]
+    assert mask.rle.counts and not mask.png and not mask.polygons
+
+
+def test_concurrent_clients_get_their_own_results(server, predictor):
+    """Many clients at once, on different images and prompts: batched, yet nothing crosses over."""
+    jobs = []
+    for seed in range(8):
+        image = random_image(100 + seed, 180 + 10 * seed, 220)
+        points = [(20.0 + 15 * seed, 30.0 + 10 * seed, False)]
+        jobs.append((image, points))
+    expected = [_reference(predictor, image, points, [], True) for image, points in jobs]
+
+    def run(job):
+        image, points = job
+        with server.channel() as channel:
+            from labelgate.v1 import labelgate_pb2_grpc
+
+            stub = labelgate_pb2_grpc.LabelgateStub(channel)
+            return stub.Segment(_request(pb.Image(data=encode(image)), points, [], True), timeout=120)
+
+    batches_before = server.metric("labelgate_batch_size_count", stage="encode", model="sam2_demo")
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(run, jobs))
+    for response, (image, _), (masks, scores) in zip(responses, jobs, expected):
+        assert (response.height, response.width) == image.shape[:2]
+        for mask_message, mask, score in zip(response.objects[0].masks, masks[0], scores[0]):
+            # Batched execution may differ from the single-image reference in the last float bits.
+            assert iou(decode_rle(mask_message), mask) >= 0.99
+            assert mask_message.score == pytest.approx(float(score), abs=1e-3)
+    batches = server.metric("labelgate_batch_size_count", stage="encode", model="sam2_demo") - batches_before
+    assert batches < len(jobs), "8 concurrent cold requests should share encoder batches"
+
+
+def test_text_prompt_segments_every_detection(stub, predictor, demo_weights):
+    image = IMAGES["landscape"]
+    processor, model = grounding_dino_reference(demo_weights)
+    detections = reference_detect(processor, model, image, "cat . dog .", 0.35, 0.25)
+    assert len(detections["scores"]) > 0
+
+    response = stub.Segment(pb.SegmentRequest(image=pb.Image(data=encode(image)), text="cat . dog ."))
+
+    assert len(response.objects) == len(detections["scores"])
+    boxes = detections["boxes"].numpy()
+    expected_masks, _ = _reference(predictor, image, [], [tuple(b) for b in boxes], False)
+    for obj, box, score, label, mask in zip(response.objects, boxes, detections["scores"], detections["text_labels"], expected_masks):
+        assert obj.label == label
+        assert obj.detection_score == pytest.approx(float(score), abs=1e-5)
+        prompt_box = (obj.prompt_box.x_min, obj.prompt_box.y_min, obj.prompt_box.x_max, obj.prompt_box.y_max)
+        assert np.allclose(prompt_box, box, atol=1e-3)
+        assert iou(decode_rle(obj.masks[0]), mask[0]) >= 0.999
+
+
+def test_text_prompt_with_no_detection_returns_no_objects(stub):
+    response = stub.Segment(pb.SegmentRequest(image=pb.Image(data=encode(IMAGES["square"])), text="cat .", box_threshold=1.0))
+    assert response.objects == [] or len(response.objects) == 0
+    assert response.image_id.startswith("img_")

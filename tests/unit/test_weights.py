@@ -1,0 +1,394 @@
+"""The weights registry, fetch/verify and the `labelgate weights` CLI, all offline: downloads are
+faked (or, where this machine has no network, really attempted and expected to fail fast), and
+the "downloaded" files are the random-weight demo models."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.resources
+import io
+import shutil
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from labelgate.models import registry, weights, weights_cli
+from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
+from labelgate.models.registry import GroundingDinoSpec, Sam2Spec
+from labelgate.models.weights import NoNetworkError, WeightsError
+
+ALL_NAMES = [
+    "sam2.1-hiera-tiny",
+    "sam2.1-hiera-small",
+    "sam2.1-hiera-base-plus",
+    "sam2.1-hiera-large",
+    "grounding-dino-tiny",
+    "grounding-dino-base",
+]
+DEMO_SAM2_SPEC = Sam2Spec(
+    name="sam2-demo",
+    url="https://weights.example.invalid/sam2_demo.pt",
+    filename="sam2_demo.pt",
+    config=SAM2_DEMO_CONFIG,
+    overrides=SAM2_DEMO_OVERRIDES,
+)
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="labelgate")
+    weights_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, Path, str]:
+    """`labelgate weights demo DIR`, once: (SAM 2 checkpoint, Grounding DINO dir, stdout)."""
+    directory = tmp_path_factory.mktemp("demo")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert run_cli("weights", "demo", str(directory)) == 0
+    sam2, gdino = weights_cli.demo_paths(directory)
+    return sam2, gdino, out.getvalue()
+
+
+def leftovers(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*")) if directory.exists() else []
+
+
+def reachable(url: str) -> bool:
+    try:
+        socket.create_connection((urllib.parse.urlsplit(url).hostname, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+
+def test_registry_names_and_defaults():
+    assert registry.names() == ALL_NAMES
+    assert registry.get(registry.DEFAULT_SAM2).kind == "sam2"
+    assert registry.get(registry.DEFAULT_GROUNDING_DINO).kind == "grounding-dino"
+    with pytest.raises(KeyError, match="known: sam2.1-hiera-tiny, .*grounding-dino-base"):
+        registry.get("sam3")
+
+
+@pytest.mark.parametrize("spec", registry.SAM2_SPECS, ids=lambda s: s.name)
+def test_sam2_specs_are_consistent(spec, tmp_path):
+    size = spec.name.removeprefix("sam2.1-hiera-").replace("-", "_")
+    short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}[size]
+    assert spec.filename == f"sam2.1_hiera_{size}.pt"
+    assert spec.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{spec.filename}"
+    assert spec.config == f"configs/sam2.1/sam2.1_hiera_{short}.yaml"
+    assert (importlib.resources.files("sam2") / spec.config).is_file()
+    assert spec.overrides == ()
+    assert spec.local_path(tmp_path) == tmp_path / spec.filename
+    with pytest.raises(Exception):  # frozen
+        spec.url = "x"
+
+
+def test_grounding_dino_specs(tmp_path):
+    assert [(s.name, s.repo_id) for s in registry.GROUNDING_DINO_SPECS] == [
+        ("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny"),
+        ("grounding-dino-base", "IDEA-Research/grounding-dino-base"),
+    ]
+    spec = registry.get("grounding-dino-base")
+    assert spec.local_path(tmp_path) == tmp_path / "grounding-dino-base"
+    assert spec.source == "https://huggingface.co/IDEA-Research/grounding-dino-base"
+
+
+# --- verification --------------------------------------------------------------------------------
+
+
+def test_verify_sam2_accepts_demo_checkpoint(demo):
+    weights.verify_sam2(demo[0], SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES)
+    weights.verify(DEMO_SAM2_SPEC, demo[0])
+
+
+def test_verify_sam2_rejects_random_bytes(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(WeightsError, match="not a valid SAM 2.1 checkpoint.*torch.load failed.*delete it and fetch again"):
+        weights.verify_sam2(path, SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES)
+
+
+def test_verify_sam2_rejects_missing_key_and_wrong_layout(demo, tmp_path):
+    state = torch.load(demo[0], map_location="cpu", weights_only=True)["model"]
+    dropped = "sam_mask_decoder.iou_prediction_head.layers.0.weight"
+    del state[dropped]
+    torch.save({"model": state}, tmp_path / "missing.pt")
+    with pytest.raises(WeightsError, match=f"does not load into the model.*{dropped}"):
+        weights.verify_sam2(tmp_path / "missing.pt", SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES)
+    torch.save(state, tmp_path / "bare.pt")  # a bare state dict, not {'model': ...}
+    with pytest.raises(WeightsError, match="expected a dict with a 'model' state dict"):
+        weights.verify_sam2(tmp_path / "bare.pt", SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES)
+
+
+def test_verify_sam2_rejects_checkpoint_of_other_config(demo):
+    # The shrunk demo against the official Hiera-T architecture: missing blocks, other shapes.
+    with pytest.raises(WeightsError, match="sam2.1_hiera_t.yaml: it does not load"):
+        weights.verify_sam2(demo[0], registry.get("sam2.1-hiera-tiny").config)
+
+
+def test_verify_grounding_dino(demo, tmp_path):
+    weights.verify_grounding_dino(demo[1])
+    broken = tmp_path / "broken"
+    shutil.copytree(demo[1], broken)
+    with open(broken / "model.safetensors", "r+b") as handle:
+        handle.truncate(handle.seek(0, 2) // 2)
+    with pytest.raises(WeightsError, match="model.safetensors is not a complete safetensors file"):
+        weights.verify_grounding_dino(broken)
+    (broken / "config.json").unlink()
+    with pytest.raises(WeightsError, match="no config.json"):
+        weights.verify_grounding_dino(broken)
+    with pytest.raises(WeightsError, match="not a valid Grounding DINO"):
+        weights.verify_grounding_dino(tmp_path / "nothing-here")
+
+
+# --- fetch: SAM 2 (urllib faked) -----------------------------------------------------------------
+
+
+class FakeResponse(io.BytesIO):
+    def __init__(self, data: bytes, length: int | None = None):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data) if length is None else length)}
+
+
+@pytest.fixture
+def fake_urlopen(monkeypatch):
+    """Replace urlopen; set `.respond` to bytes (served) or an exception (raised)."""
+
+    class Fake:
+        respond: bytes | Exception = b""
+        length: int | None = None
+        calls: list[str] = []
+
+        def __call__(self, request, timeout=None):
+            self.calls.append(request.full_url)
+            assert timeout is not None and timeout <= 30, "connect must time out fast"
+            if isinstance(self.respond, Exception):
+                raise self.respond
+            return FakeResponse(self.respond, self.length)
+
+    fake = Fake()
+    fake.calls = []
+    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    return fake
+
+
+def test_fetch_sam2_no_network(fake_urlopen, tmp_path):
+    fake_urlopen.respond = urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+    spec = registry.get("sam2.1-hiera-tiny")
+    with pytest.raises(NoNetworkError) as caught:
+        weights.fetch(spec.name, tmp_path, progress=False)
+    message = str(caught.value)
+    assert "cannot reach dl.fbaipublicfiles.com to download sam2.1-hiera-tiny (no network?)" in message
+    assert spec.url in message and str(tmp_path / spec.filename) in message
+    assert "labelgate weights demo" in message
+    assert fake_urlopen.calls == [spec.url]
+    assert leftovers(tmp_path) == []
+
+
+def test_fetch_sam2_downloads_verifies_and_skips_when_present(fake_urlopen, demo, tmp_path, capsys):
+    fake_urlopen.respond = demo[0].read_bytes()
+    path = weights.fetch(DEMO_SAM2_SPEC, tmp_path)
+    assert path == tmp_path / "sam2_demo.pt"
+    assert path.read_bytes() == demo[0].read_bytes()
+    assert leftovers(tmp_path) == [path]
+    assert "verified" in capsys.readouterr().out
+    weights.fetch(DEMO_SAM2_SPEC, tmp_path)
+    assert "already present" in capsys.readouterr().out
+    assert len(fake_urlopen.calls) == 1
+    weights.fetch(DEMO_SAM2_SPEC, tmp_path, force=True, progress=False)
+    assert len(fake_urlopen.calls) == 2
+
+
+def test_fetch_sam2_replaces_a_corrupt_copy(fake_urlopen, demo, tmp_path):
+    (tmp_path / "sam2_demo.pt").write_bytes(b"not a checkpoint")
+    fake_urlopen.respond = demo[0].read_bytes()
+    weights.fetch(DEMO_SAM2_SPEC, tmp_path, progress=False)
+    weights.verify(DEMO_SAM2_SPEC, tmp_path / "sam2_demo.pt")
+
+
+def test_fetch_sam2_rejects_truncated_and_invalid_downloads(fake_urlopen, demo, tmp_path):
+    data = demo[0].read_bytes()
+    fake_urlopen.respond, fake_urlopen.length = data[: len(data) // 2], len(data)
+    with pytest.raises(WeightsError, match="stopped after"):
+        weights.fetch(DEMO_SAM2_SPEC, tmp_path, progress=False)
+    assert leftovers(tmp_path) == []
+    fake_urlopen.respond, fake_urlopen.length = b"<html>captive portal</html>", None
+    with pytest.raises(WeightsError, match="the file downloaded from .* is not a valid SAM 2.1 checkpoint"):
+        weights.fetch(DEMO_SAM2_SPEC, tmp_path, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_fetch_sam2_http_error_is_not_no_network(fake_urlopen, tmp_path):
+    fake_urlopen.respond = urllib.error.HTTPError(DEMO_SAM2_SPEC.url, 404, "Not Found", {}, None)
+    with pytest.raises(WeightsError, match="HTTP 404") as caught:
+        weights.fetch(DEMO_SAM2_SPEC, tmp_path, progress=False)
+    assert not isinstance(caught.value, NoNetworkError)
+    assert leftovers(tmp_path) == []
+
+
+# --- fetch: Grounding DINO (snapshot_download faked) ---------------------------------------------
+
+
+@pytest.fixture
+def fake_snapshot(monkeypatch):
+    """Replace huggingface_hub.snapshot_download; set `.respond` to a directory to copy from or an
+    exception to raise."""
+    import huggingface_hub
+
+    class Fake:
+        respond: Path | Exception | None = None
+        calls: list[dict] = []
+
+        def __call__(self, repo_id, **kwargs):
+            self.calls.append({"repo_id": repo_id, **kwargs})
+            if isinstance(self.respond, Exception):
+                raise self.respond
+            shutil.copytree(self.respond, kwargs["local_dir"], dirs_exist_ok=True)
+            return str(kwargs["local_dir"])
+
+    fake = Fake()
+    fake.calls = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+    return fake
+
+
+def hub_connection_errors():
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    wrapped = LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub")
+    wrapped.__cause__ = ConnectionError("[Errno -2] Name or service not known")
+    return [wrapped, ConnectionError("Connection refused"), TimeoutError("timed out")]
+
+
+@pytest.mark.parametrize("error", hub_connection_errors(), ids=lambda e: type(e).__name__)
+def test_fetch_grounding_dino_no_network(fake_snapshot, tmp_path, error):
+    fake_snapshot.respond = error
+    with pytest.raises(NoNetworkError) as caught:
+        weights.fetch("grounding-dino-tiny", tmp_path, progress=False)
+    message = str(caught.value)
+    assert "cannot reach huggingface.co to download grounding-dino-tiny (no network?)" in message
+    assert "https://huggingface.co/IDEA-Research/grounding-dino-tiny" in message
+    assert str(tmp_path / "grounding-dino-tiny") in message and "labelgate weights demo" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_fetch_grounding_dino_hub_http_error_is_not_no_network(fake_snapshot, tmp_path):
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    http = importlib.import_module(HfHubHTTPError.__mro__[1].__module__)  # the hub's httpx
+    url = "https://huggingface.co/api/models/IDEA-Research/grounding-dino-tiny"
+    response = http.Response(404, request=http.Request("GET", url))
+    fake_snapshot.respond = RepositoryNotFoundError("Repository Not Found", response=response)
+    with pytest.raises(WeightsError, match="Repository Not Found") as caught:
+        weights.fetch("grounding-dino-tiny", tmp_path, progress=False)
+    assert not isinstance(caught.value, NoNetworkError)
+
+
+def test_fetch_grounding_dino_downloads_verifies_and_skips(fake_snapshot, demo, tmp_path, capsys):
+    fake_snapshot.respond = demo[1]
+    path = weights.fetch("grounding-dino-base", tmp_path)
+    assert path == tmp_path / "grounding-dino-base" and (path / "model.safetensors").is_file()
+    (call,) = fake_snapshot.calls
+    assert call["repo_id"] == "IDEA-Research/grounding-dino-base" and Path(call["local_dir"]) == path
+    assert {"config.json", "*.safetensors", "preprocessor_config.json", "tokenizer*", "vocab.txt"} <= set(call["allow_patterns"])
+    weights.fetch("grounding-dino-base", tmp_path)
+    assert "already present" in capsys.readouterr().out
+    assert len(fake_snapshot.calls) == 1
+
+
+# --- fetch for real: this machine has no network ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sam2.1-hiera-tiny", "grounding-dino-tiny"])
+def test_fetch_really_fails_fast_without_network(name, tmp_path):
+    spec = registry.get(name)
+    if reachable(spec.source):
+        pytest.skip(f"{spec.source} is reachable; this test would download the real weights")
+    with pytest.raises(NoNetworkError, match="labelgate weights demo"):
+        weights.fetch(name, tmp_path, progress=False)
+    assert leftovers(tmp_path) == []
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_demo_writes_loadable_random_weights(demo, capsys):
+    sam2, gdino, output = demo
+    assert "random" in output.lower() and "meaningless" in output
+    assert f"--sam2-config {SAM2_DEMO_CONFIG} --sam2-checkpoint {sam2}" in output
+    assert "--sam2-override '++model.image_encoder.trunk.stages=[1,1,1,1]'" in output
+    assert f"--gdino-model {gdino}" in output
+
+    from transformers import GroundingDinoForObjectDetection
+
+    from labelgate.models.sam2.torch_backend import load_sam2
+
+    model = load_sam2(SAM2_DEMO_CONFIG, sam2, "cpu", SAM2_DEMO_OVERRIDES)
+    assert model.image_size == 256
+    detector = GroundingDinoForObjectDetection.from_pretrained(gdino)
+    assert detector.config.model_type == "grounding-dino"
+
+    # Again: nothing is rewritten.
+    stamps = (sam2.stat().st_mtime_ns, (gdino / "model.safetensors").stat().st_mtime_ns)
+    assert weights_cli.ensure_demo_weights(sam2.parent) == (sam2, gdino)
+    assert run_cli("weights", "demo", str(sam2.parent)) == 0
+    assert "already present" in capsys.readouterr().out
+    assert stamps == (sam2.stat().st_mtime_ns, (gdino / "model.safetensors").stat().st_mtime_ns)
+    assert sorted(p.name for p in sam2.parent.iterdir()) == ["grounding_dino_demo", "sam2_demo.pt"]
+
+
+def test_demo_serve_args(tmp_path):
+    args = weights_cli.demo_serve_args(tmp_path)
+    assert args[:4] == ["--sam2-config", SAM2_DEMO_CONFIG, "--sam2-checkpoint", str(tmp_path / "sam2_demo.pt")]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--sam2-override"] == list(SAM2_DEMO_OVERRIDES)
+    assert args[-2:] == ["--gdino-model", str(tmp_path / "grounding_dino_demo")]
+
+
+def test_cli_fetch_without_network_exits_2_with_plain_message(fake_urlopen, tmp_path, capsys):
+    fake_urlopen.respond = urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+    assert run_cli("weights", "fetch", "sam2.1-hiera-small", "--dir", str(tmp_path), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "cannot reach dl.fbaipublicfiles.com to download sam2.1-hiera-small (no network?)" in err
+    assert registry.get("sam2.1-hiera-small").url in err and "labelgate weights demo" in err
+    assert "Traceback" not in err
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_fetch_failure_exits_1(fake_urlopen, tmp_path, capsys):
+    fake_urlopen.respond = urllib.error.HTTPError("u", 403, "Forbidden", {}, None)
+    assert run_cli("weights", "fetch", "sam2.1-hiera-tiny", "--dir", str(tmp_path), "--quiet") == 1
+    assert "HTTP 403" in capsys.readouterr().err
+    assert run_cli("weights", "fetch", "sam3") == 1
+    assert "unknown model sam3" in capsys.readouterr().err
+
+
+def test_cli_list(tmp_path, capsys):
+    (tmp_path / "sam2.1_hiera_large.pt").write_bytes(b"")
+    assert run_cli("weights", "list", "--dir", str(tmp_path)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in ALL_NAMES:
+        (line,) = [line for line in lines if line.startswith(name + " ")]
+        assert line.endswith(" yes" if name == "sam2.1-hiera-large" else " no")
+        assert str(registry.get(name).local_path(tmp_path)) in line
+    assert any("https://huggingface.co/IDEA-Research/grounding-dino-tiny" in line for line in lines)
+
+
+def test_cli_help_mentions_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("weights", "--help")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in ("list", "fetch", "demo", *ALL_NAMES))
