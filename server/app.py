@@ -121,9 +121,13 @@ class App:
         reflection.enable_server_reflection((SERVICE_NAME, "grpc.health.v1.Health", reflection.SERVICE_NAME), self.server)
         for name in _HEALTH_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as error:  # grpcio raises where it used to return 0
+            raise OSError(f"cannot listen on {address}: {error}") from None
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+            raise OSError(f"cannot listen on {address}")
         await self.server.start()
         if self.settings.metrics_port >= 0:
             self.metrics_server = self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)

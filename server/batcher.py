@@ -90,7 +90,7 @@ class DynamicBatcher(Generic[T, R]):
             pending = self._pending.popleft()
             if not pending.future.done():
                 pending.future.set_exception(NotReady("the server is shutting down"))
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, True)
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()

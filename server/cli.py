@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # serving never downloads: `labelgate weights fetch` does
     try:
         asyncio.run(App(settings).run())
-    except (OSError, ValueError, FileNotFoundError) as error:
+    except (OSError, ValueError) as error:
         logging.getLogger("labelgate").error("cannot start: %s", error)
         return 1
     return 0

@@ -1,12 +1,13 @@
 """`labelgate serve` configuration: one typed settings object, from flags or LABELGATE_* variables.
 
 Every flag `--some-name` can also be set with `LABELGATE_SOME_NAME`; a flag wins over the
-variable. `Settings.validate()` fails loudly at start on anything that cannot work.
+variable. Repeatable flags take a space-separated list in their variable. `Settings.validate()` fails loudly at start on anything that cannot work.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -58,8 +59,10 @@ class Settings:
         positive = ("cache_bytes", "image_cache_bytes", "max_batch_size", "max_queue", "max_message_bytes", "max_image_pixels",
                     "max_points", "max_boxes")
         problems += [f"--{_flag(n)} must be > 0, got {getattr(self, n)}" for n in positive if getattr(self, n) <= 0]
-        if self.max_batch_delay_ms < 0 or self.grace_seconds < 0:
-            problems.append("--max-batch-delay-ms and --grace-seconds must be >= 0")
+        for name in ("max_batch_delay_ms", "grace_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                problems.append(f"--{_flag(name)} must be a finite number >= 0, got {value}")
         if self.dtype not in ("fp32", "bf16", "fp16"):
             problems.append(f"--dtype {self.dtype}: choose fp32, bf16 or fp16")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -130,33 +133,45 @@ def _parse_bool(text: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    raise ValueError(f"expected true or false, got {text!r}")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds one flag per Settings field; defaults come from LABELGATE_* variables, then the field."""
+    """Adds one flag per Settings field. Flags left out default to None; `normalize_args` then
+    fills them from LABELGATE_* variables or the field default, so nothing is read at import or
+    parser-building time."""
     for spec in fields(Settings):
         name, default = spec.name, spec.default
-        env = _env(name)
-        help_text = f"{_HELP[name]} [env LABELGATE_{name.upper()}]"
+        shown = " ".join(default) if isinstance(default, tuple) else default
+        help_text = f"{_HELP[name]} [env LABELGATE_{name.upper()}] (default: {shown!r})"
         if isinstance(default, tuple):
-            parser.add_argument(f"--{_flag(name)}", action="append", default=None, help=help_text + " (env: comma-separated)")
-            continue
-        kind = type(default)
-        if kind is bool:
-            parser.add_argument(f"--{_flag(name)}", action=argparse.BooleanOptionalAction,
-                                default=_parse_bool(env) if env else default, help=help_text)
+            parser.add_argument(f"--{_flag(name)}", action="append", default=None,
+                                help=help_text.replace("] (", ", space-separated] ("))
+        elif isinstance(default, bool):
+            parser.add_argument(f"--{_flag(name)}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(f"--{_flag(name)}", type=kind, default=kind(env) if env else default,
-                                help=help_text + " (default: %(default)s)")
+            parser.add_argument(f"--{_flag(name)}", type=type(default), default=None, help=help_text)
 
 
 def normalize_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Repeatable flags collect into tuples; flags given replace the environment's list."""
+    """Fills flags not given from LABELGATE_* variables, then from the defaults; repeatable flags
+    become tuples (flags given replace the variable's list). Bad variables raise ValueError."""
     for spec in fields(Settings):
-        if isinstance(spec.default, tuple) and getattr(args, spec.name) is None:
+        value = getattr(args, spec.name)
+        if value is None:
             env = _env(spec.name)
-            setattr(args, spec.name, tuple(v for v in env.split(",") if v) if env else spec.default)
-        elif isinstance(spec.default, tuple):
-            setattr(args, spec.name, tuple(getattr(args, spec.name)))
+            value = spec.default if env is None else _from_env(spec.name, env, spec.default)
+        setattr(args, spec.name, tuple(value) if isinstance(spec.default, tuple) else value)
     return args
+
+
+def _from_env(name: str, text: str, default):
+    variable = f"LABELGATE_{name.upper()}"
+    try:
+        if isinstance(default, tuple):
+            return tuple(text.split())
+        if isinstance(default, bool):
+            return _parse_bool(text)
+        return type(default)(text)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        raise ValueError(f"{variable}={text!r}: expected {type(default).__name__} ({error})") from None

@@ -77,7 +77,7 @@ def check_in_image(query: SegmentQuery, width: int, height: int) -> None:
 
 
 def check_text(text: str, limits: Limits) -> None:
-    if not text.strip().strip("."):
+    if not text.replace(".", " ").strip():
         raise InvalidInput("empty text prompt: name what to find, e.g. 'cat . dog .'")
     if len(text) > limits.max_text_chars:
         raise InvalidInput(f"text prompt of {len(text)} characters is over the limit of {limits.max_text_chars}")

@@ -90,17 +90,7 @@ INVALID = {
 }
 
 
-# validation.check_text strips spaces, then dots, once: ". ." leaves " " and passes as a prompt.
-SPACED_DOTS_BUG = pytest.mark.xfail(
-    strict=True, reason="server bug: check_text accepts dots separated by spaces, e.g. '. .'"
-)
-
-
-def _params(names, buggy=()):
-    return [pytest.param(n, marks=SPACED_DOTS_BUG) if n in buggy else n for n in sorted(names)]
-
-
-@pytest.mark.parametrize("name", _params(INVALID, buggy={"spaced dots-only text"}))
+@pytest.mark.parametrize("name", sorted(INVALID))
 def test_invalid_prompts_raise_invalid_input_with_an_actionable_message(name):
     bad, phrase = INVALID[name]
     with pytest.raises(InvalidInput, match=re.escape(phrase)):
@@ -180,7 +170,7 @@ def test_coordinates_outside_the_image_are_rejected(name):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "   ", ".", "...", " ... ", "\n.\t", pytest.param(" . . .", marks=SPACED_DOTS_BUG)]
+    "text", ["", "   ", ".", "...", " ... ", "\n.\t", " . . ."]
 )
 def test_empty_or_dots_only_text(text):
     with pytest.raises(InvalidInput, match="empty text prompt"):
@@ -205,7 +195,7 @@ DETECT_INVALID = {
 }
 
 
-@pytest.mark.parametrize("name", _params(DETECT_INVALID, buggy={"spaced dots-only text"}))
+@pytest.mark.parametrize("name", sorted(DETECT_INVALID))
 def test_invalid_detect_queries(name):
     bad, phrase = DETECT_INVALID[name]
     with pytest.raises(InvalidInput, match=re.escape(phrase)):
