@@ -22,7 +22,7 @@ SAM2_DEMO_OVERRIDES = (
 _SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 1012: ".", 1029: "?"}
 DEMO_WORDS = (
     "a an the cat dog car person bird tree sky road house window door chair table cup bottle "
-    "phone book bag shoe hat ball box light sign wall floor red green blue black white big small"
+    "phone book bag shoe hat ball box light sign wall floor red green blue black white big small sun grass"
 ).split()
 
 
