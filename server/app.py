@@ -17,10 +17,14 @@ from grpc_reflection.v1alpha import reflection
 from labelgate.models.backend import DecodeItem, DetectItem, SamPrompt
 from labelgate.server.batcher import DynamicBatcher
 from labelgate.server.cache import ByteLRUCache
+from labelgate.server.errors import NotReady
 from labelgate.server.metrics import Metrics
+from labelgate.server.readiness import ReadinessMonitor
+from labelgate.server.security import interceptors, server_credentials
 from labelgate.server.service import Detector, LabelgateService, Segmenter
 from labelgate.server.servicer import LabelgateServicer
 from labelgate.server.settings import Settings
+from labelgate.server.shared_cache import build_feature_cache
 from labelgate.server.validation import Limits
 from labelgate.v1 import labelgate_pb2, labelgate_pb2_grpc
 
@@ -41,7 +45,10 @@ def resolve_device(requested: str) -> str:
 
 
 def load_backends(settings: Settings):
-    """(SAM 2 backend, Grounding DINO backend or None), loaded as the settings say. Blocking."""
+    """(SAM 2 backend, Grounding DINO backend or None), loaded as the settings say. Blocking.
+    A remote backend that cannot be reached yet raises NotReady."""
+    if settings.backend == "triton":
+        return _connect_triton(settings)
     from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
     from labelgate.models.grounding_dino.torch_backend import GroundingDinoBackend
     from labelgate.models.sam2.torch_backend import Sam2TorchBackend
@@ -59,6 +66,16 @@ def load_backends(settings: Settings):
     sam2 = Sam2TorchBackend.from_checkpoint(config, checkpoint, device, overrides, name=name, dtype=settings.dtype)
     detector = GroundingDinoBackend.from_pretrained(Path(gdino), device=device) if gdino else None
     return sam2, detector
+
+
+def _connect_triton(settings: Settings):
+    from labelgate.models.triton.connect import connect_backends
+    from labelgate.models.weights_cli import ensure_demo_weights
+
+    gdino, name = settings.gdino_model, settings.sam2_name
+    if settings.demo_weights:  # the processor of the demo Grounding DINO the repository was exported from
+        gdino = str(ensure_demo_weights(Path(settings.demo_weights))[1])
+    return connect_backends(settings.triton_url, sam2_name=name, gdino_processor=Path(gdino) if gdino else None)
 
 
 def warm_up(sam2, detector) -> None:
@@ -85,7 +102,7 @@ def build_service(settings: Settings, metrics: Metrics, sam2, detector) -> Label
 
     segmenter = Segmenter(
         backend=sam2,
-        features=ByteLRUCache("features", settings.cache_bytes, lambda f: f.nbytes, metrics.cache),
+        features=build_feature_cache(settings, metrics, sam2),
         encoder=batcher("encode", sam2, sam2.encode),
         decoder=batcher("decode", sam2, sam2.decode),
     )
@@ -108,6 +125,7 @@ class App:
         self.port = 0
         self.metrics_port = -1
         self._stopping = asyncio.Event()
+        self.readiness: ReadinessMonitor | None = None
 
     async def start(self) -> None:
         """Listens at once (health NOT_SERVING), loads and warms the models, then reports SERVING."""
@@ -115,7 +133,7 @@ class App:
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),
         ]
-        self.server = grpc.aio.server(options=options)
+        self.server = grpc.aio.server(options=options, interceptors=interceptors(self.settings, SERVICE_NAME))
         labelgate_pb2_grpc.add_LabelgateServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE_NAME, "grpc.health.v1.Health", reflection.SERVICE_NAME), self.server)
@@ -123,7 +141,11 @@ class App:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.settings.host}:{self.settings.port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            credentials = server_credentials(self.settings)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, credentials)
         except RuntimeError as error:  # grpcio raises where it used to return 0
             raise OSError(f"cannot listen on {address}: {error}") from None
         if self.port == 0:
@@ -137,9 +159,7 @@ class App:
         await self._load()
 
     async def _load(self) -> None:
-        sam2, detector = await asyncio.to_thread(load_backends, self.settings)
-        if self.settings.warmup:
-            await asyncio.to_thread(warm_up, sam2, detector)
+        sam2, detector = await self._load_backends()
         service = build_service(self.settings, self.metrics, sam2, detector)
         for runtime in list(service.segmenters.values()):
             runtime.encoder.start()
@@ -151,6 +171,32 @@ class App:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         models = ", ".join(f"{info.name} ({info.kind} {info.version} on {info.device})" for info, _ in service.list_models())
         log.info("SERVING on %s:%d: %s", self.settings.host, self.port, models)
+        self.readiness = ReadinessMonitor.for_backends((sam2, detector), self._set_serving)
+        self.readiness.start()
+
+    async def _load_backends(self):
+        """Loads and warms the backends; while a remote one (Triton) is not ready, waits for it."""
+        attempts = 0
+        while True:
+            backends = ()
+            try:
+                backends = await asyncio.to_thread(load_backends, self.settings)
+                if self.settings.warmup:
+                    await asyncio.to_thread(warm_up, *backends)
+                return backends
+            except NotReady as error:
+                for backend in backends:
+                    if hasattr(backend, "close"):
+                        backend.close()
+                if attempts % 30 == 0:
+                    log.warning("waiting for the models (NOT_SERVING): %s", error)
+                attempts += 1
+                await asyncio.sleep(1.0)
+
+    async def _set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in _HEALTH_NAMES:
+            await self.health.set(name, status)
 
     def _write_port_file(self) -> None:
         if self.settings.port_file:
@@ -166,6 +212,8 @@ class App:
     async def stop(self) -> None:
         """NOT_SERVING first, then let in-flight RPCs finish within the grace period."""
         log.info("shutting down: NOT_SERVING, %.0f s grace for in-flight requests", self.settings.grace_seconds)
+        if self.readiness is not None:
+            await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.settings.grace_seconds)

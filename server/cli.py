@@ -31,6 +31,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from labelgate.client.cli import add_client_commands
+    from labelgate.bench.cli import add_parser as add_bench_parser
+    from labelgate.models.export.cli import add_parser as add_export_parser
     from labelgate.models.weights_cli import add_parser as add_weights_parser
 
     parser = argparse.ArgumentParser(
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     add_client_commands(commands)
     add_weights_parser(commands)
+    add_export_parser(commands)
+    add_bench_parser(commands)
     return parser
 
 

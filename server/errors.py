@@ -28,3 +28,7 @@ class Unsupported(LabelgateError):
 
 class DeadlineExceeded(LabelgateError):
     """The request's deadline passed before its work could run."""
+
+
+class Unauthenticated(LabelgateError):
+    """The call lacks the credentials this server requires (its bearer token)."""

@@ -28,12 +28,15 @@ class ServerProcess:
     port: int
     metrics_port: int
     log_path: Path
+    credentials: grpc.ChannelCredentials | None = None  # for a server started with --tls-cert
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def channel(self, **options) -> grpc.Channel:
+        if self.credentials is not None:
+            return grpc.secure_channel(self.address, self.credentials, options=list(options.items()))
         return grpc.insecure_channel(self.address, options=list(options.items()))
 
     def stub(self) -> labelgate_pb2_grpc.LabelgateStub:
@@ -64,8 +67,10 @@ class ServerProcess:
         return self.process.wait(timeout=timeout)
 
 
-def start_server(workdir: Path, demo_weights: Path | None, *extra: str) -> ServerProcess:
-    """Serves `demo_weights` (or whatever `extra` flags say) on 127.0.0.1; logs go to workdir/server.log."""
+def start_server(workdir: Path, demo_weights: Path | None, *extra: str,
+                 credentials: grpc.ChannelCredentials | None = None) -> ServerProcess:
+    """Serves `demo_weights` (or whatever `extra` flags say) on 127.0.0.1; logs go to workdir/server.log.
+    `credentials` are the client's for a TLS server (the health check and `channel()` use them)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port_file = workdir / "ports.json"
     log_path = workdir / "server.log"
@@ -84,7 +89,7 @@ def start_server(workdir: Path, demo_weights: Path | None, *extra: str) -> Serve
             raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
         time.sleep(0.1)
     ports = json.loads(port_file.read_text())
-    server = ServerProcess(process, ports["port"], ports["metrics_port"], log_path)
+    server = ServerProcess(process, ports["port"], ports["metrics_port"], log_path, credentials)
     while True:
         try:
             if server.health() == health_pb2.HealthCheckResponse.SERVING:

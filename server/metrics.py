@@ -33,6 +33,28 @@ class CacheMetrics:
 
 
 @dataclass
+class SharedCacheMetrics:
+    """The shared feature tier (Redis): lookups, writes, cross-replica single flight, outages."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self):
+        self.events = Counter(
+            "labelgate_shared_cache_events",
+            "Shared feature tier events: hit, miss, write, error, skipped (tier down), lock_acquired, lock_waited "
+            "(another replica computed it), lock_timeout (waited the bound, computed here).",
+            ["tier", "event"], registry=self.registry,
+        )
+        self.outages = Counter("labelgate_shared_cache_outages", "Times the shared tier went unreachable.", ["tier"],
+                               registry=self.registry)
+        self.up = Gauge("labelgate_shared_cache_up", "1 while the shared tier answers, 0 during an outage.", ["tier"],
+                        registry=self.registry)
+
+    def count(self, tier: str, event: str) -> None:
+        self.events.labels(tier, event).inc()
+
+
+@dataclass
 class BatchMetrics:
     registry: CollectorRegistry
 
@@ -70,6 +92,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
         self.cache = CacheMetrics(self.registry)
+        self.shared_cache = SharedCacheMetrics(self.registry)
         self.batch = BatchMetrics(self.registry)
 
     def serve(self, host: str, port: int):

@@ -31,6 +31,7 @@ from labelgate.server.queries import (
     SegmentQuery,
     SegmentResult,
 )
+from labelgate.server.shared_cache import TieredFeatureCache
 from labelgate.server.validation import Limits, check_detect, check_image_ref, check_in_image, check_segment_prompt
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ class Segmenter:
     """A SAM 2 model with its feature cache and its encoder and decoder batchers."""
 
     backend: object
-    features: ByteLRUCache[ImageFeatures]
+    features: TieredFeatureCache
     encoder: DynamicBatcher
     decoder: DynamicBatcher
 
@@ -168,6 +169,7 @@ class LabelgateService:
         for segmenter in self.segmenters.values():
             await segmenter.encoder.close()
             await segmenter.decoder.close()
+            await segmenter.features.close()
         for detector in self.detectors.values():
             await detector.batcher.close()
 
@@ -202,7 +204,7 @@ class LabelgateService:
         stored = self.images.get(image.image_id)
         if stored is not None:
             return _RequestImage(image.image_id, stored.width, stored.height, None, stored.data, self)
-        features = segmenter.features.peek(segmenter.key(image.image_id)) if segmenter else None
+        features = await segmenter.features.lookup(segmenter.key(image.image_id)) if segmenter else None
         if features is not None:
             height, width = features.orig_hw
             return _RequestImage(image.image_id, width, height, None, None, self)

@@ -34,8 +34,15 @@ class Settings:
     sam2_name: str = ""
     gdino_model: str = DEFAULT_GDINO_MODEL
     demo_weights: str = ""
+    backend: str = "torch"
+    triton_url: str = "127.0.0.1:8001"
     cache_bytes: int = 2 * GiB
     image_cache_bytes: int = 512 * MiB
+    redis_url: str = ""
+    redis_ttl_seconds: int = 3600
+    redis_key_prefix: str = "labelgate:"
+    redis_timeout_ms: float = 500.0
+    redis_lock_seconds: float = 10.0
     max_batch_size: int = 8
     max_batch_delay_ms: float = 5.0
     max_queue: int = 256
@@ -47,6 +54,10 @@ class Settings:
     warmup: bool = True
     port_file: str = ""
     log_level: str = "INFO"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    auth_token: str = field(default="", repr=False)
 
     def validate(self) -> "Settings":
         problems = []
@@ -63,6 +74,7 @@ class Settings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 problems.append(f"--{_flag(name)} must be a finite number >= 0, got {value}")
+        problems += _redis_problems(self)
         if self.dtype not in ("fp32", "bf16", "fp16"):
             problems.append(f"--dtype {self.dtype}: choose fp32, bf16 or fp16")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -71,7 +83,7 @@ class Settings:
             if "=" not in override:
                 problems.append(f"--sam2-override {override!r}: expected KEY=VALUE, e.g. ++model.image_size=512")
         if not self.demo_weights:
-            if not Path(self.sam2_checkpoint).is_file():
+            if self.backend == "torch" and not Path(self.sam2_checkpoint).is_file():
                 problems.append(
                     f"--sam2-checkpoint {self.sam2_checkpoint}: no such file. Fetch it with "
                     "`labelgate weights fetch sam2.1-hiera-tiny` or try offline with --demo-weights DIR"
@@ -81,6 +93,8 @@ class Settings:
                     f"--gdino-model {self.gdino_model}: not a save_pretrained directory (no config.json). Fetch it with "
                     "`labelgate weights fetch grounding-dino-tiny`, or pass --gdino-model '' to serve without text prompts"
                 )
+        problems += _tls_problems(self)
+        problems += _backend_problems(self)
         if problems:
             raise ValueError("invalid settings:\n  " + "\n  ".join(problems))
         return self
@@ -103,8 +117,16 @@ _HELP = {
     "sam2_name": "model name clients use (default: the config's name, e.g. sam2.1_hiera_t)",
     "gdino_model": "Grounding DINO save_pretrained directory ('' = no text prompts)",
     "demo_weights": "serve random demo weights from DIR (written if missing); overrides the model flags",
+    "backend": "torch (models in this process) or triton (models in Triton Inference Server at --triton-url; "
+               "--gdino-model then only provides the Grounding DINO processor)",
+    "triton_url": "Triton Inference Server gRPC address HOST:PORT, for --backend triton",
     "cache_bytes": "byte budget of the SAM 2 feature cache (about 16 MiB per image at 1024 px)",
     "image_cache_bytes": "byte budget for received encoded images, kept so later calls can send only the image id",
+    "redis_url": "shared SAM 2 feature cache for all replicas, e.g. redis://redis:6379/0 ('' = off)",
+    "redis_ttl_seconds": "how long features stay in Redis after they were written",
+    "redis_key_prefix": "prefix of every Redis key labelgate writes (several deployments can share one Redis)",
+    "redis_timeout_ms": "Redis socket timeout; a slower Redis counts as down and requests go on without it",
+    "redis_lock_seconds": "replicas wait at most this long for another replica encoding the same image",
     "max_batch_size": "most requests per model call",
     "max_batch_delay_ms": "longest a request waits for others to batch with",
     "max_queue": "requests waiting per model before RESOURCE_EXHAUSTED",
@@ -116,7 +138,42 @@ _HELP = {
     "warmup": "run every model once before reporting SERVING",
     "port_file": "write {'port':..., 'metrics_port':...} as JSON here once listening",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "tls_cert": "PEM certificate chain: serve TLS instead of plaintext (with --tls-key)",
+    "tls_key": "PEM private key of --tls-cert",
+    "tls_client_ca": "PEM CA bundle: require client certificates signed by it (mutual TLS; needs --tls-cert)",
+    "auth_token": "require 'authorization: Bearer TOKEN' on every Labelgate call (health and reflection stay open); "
+                  "prefer the variable to the flag, which other users can see in ps",
 }
+
+
+def _redis_problems(settings: Settings) -> list[str]:
+    if not settings.redis_url:
+        return []
+    problems = []
+    if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"--redis-url {settings.redis_url}: expected redis://HOST:PORT/DB, rediss://... or unix://PATH")
+    if settings.redis_ttl_seconds <= 0:
+        problems.append(f"--redis-ttl-seconds must be > 0, got {settings.redis_ttl_seconds}")
+    for name in ("redis_timeout_ms", "redis_lock_seconds"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value > 0):
+            problems.append(f"--{_flag(name)} must be a finite number > 0, got {value}")
+    return problems
+
+
+def _tls_problems(settings: Settings) -> list[str]:
+    problems = []
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        problems.append("--tls-cert and --tls-key go together: give both to serve TLS, or neither")
+    if settings.tls_client_ca and not settings.tls_cert:
+        problems.append("--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)")
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            problems.append(f"--{_flag(name)} {path}: no such file")
+    if any(c in settings.auth_token for c in "\r\n"):
+        problems.append("--auth-token must be a single line")
+    return problems
 
 
 def _flag(name: str) -> str:
@@ -175,3 +232,13 @@ def _from_env(name: str, text: str, default):
         return type(default)(text)
     except (ValueError, argparse.ArgumentTypeError) as error:
         raise ValueError(f"{variable}={text!r}: expected {type(default).__name__} ({error})") from None
+
+
+def _backend_problems(settings: Settings) -> list[str]:
+    if settings.backend not in ("torch", "triton"):
+        return [f"--backend {settings.backend}: choose torch or triton"]
+    if settings.backend == "triton":
+        host, _, port = settings.triton_url.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+            return [f"--triton-url {settings.triton_url!r}: expected HOST:PORT of Triton's gRPC endpoint, e.g. 127.0.0.1:8001"]
+    return []

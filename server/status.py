@@ -6,7 +6,15 @@ import asyncio
 
 import grpc
 
-from labelgate.server.errors import DeadlineExceeded, InvalidInput, NotFound, NotReady, Overloaded, Unsupported
+from labelgate.server.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    Overloaded,
+    Unauthenticated,
+    Unsupported,
+)
 
 _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
@@ -16,6 +24,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Unsupported, grpc.StatusCode.UNIMPLEMENTED),
     (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (asyncio.TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
 )
 
 INTERNAL_MESSAGE = "internal error: the server logged the details (request id {request_id})"

@@ -5,16 +5,15 @@ the BERT text features cached per caption."""
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from labelgate.models.backend import Detection, DetectItem, ModelInfo
+from labelgate.models.grounding_dino.processing import checked_caption, detections, model_inputs
+from labelgate.models.grounding_dino.processing import normalize_caption  # noqa: F401  (re-exported)
 from labelgate.models.grounding_dino.text_cache import DEFAULT_MAX_ENTRIES, install_text_cache
 from labelgate.models.weights_hash import weights_version
 
@@ -23,34 +22,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH_SIZE = 8
 
 
-def normalize_caption(text: str) -> str:
-    """Lower case, single spaces, ending with "." (what the original Grounding DINO demo feeds the
-    model: `caption.lower().strip()`, plus a "." if missing). Idempotent."""
-    caption = " ".join(str(text).split()).lower()
-    if not caption or caption.strip(" .") == "":
-        raise ValueError("the caption is empty")
-    if not caption.endswith("."):
-        caption += "."
-    return caption
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"an image must be a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"an image must be H x W x 3 RGB, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"an image must be uint8, got {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"an image must not be empty, got shape {image.shape}")
-
-
-def _check_threshold(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-
-def _weight_files(directory: Path) -> list[Path]:
+def weight_files(directory: Path) -> list[Path]:
     files = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin"))
     if not files:
         raise FileNotFoundError(f"no *.safetensors or *.bin weights in {directory}")
@@ -90,7 +62,7 @@ class GroundingDinoBackend:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
         directory = Path(directory)
-        version = weights_version(_weight_files(directory))
+        version = weights_version(weight_files(directory))
         processor = AutoProcessor.from_pretrained(directory)
         model = GroundingDinoForObjectDetection.from_pretrained(directory).to(device).eval()
         name = name or directory.resolve().name
@@ -106,10 +78,7 @@ class GroundingDinoBackend:
         groups: dict[tuple[str, tuple[int, int]], list[int]] = defaultdict(list)
         for index, item in enumerate(items):
             try:
-                caption = normalize_caption(item.caption)
-                _check_image(item.image)
-                _check_threshold("box_threshold", item.box_threshold)
-                _check_threshold("text_threshold", item.text_threshold)
+                caption = checked_caption(item)
             except Exception as error:
                 results[index] = error
                 continue
@@ -118,8 +87,8 @@ class GroundingDinoBackend:
             for start in range(0, len(members), self.max_batch_size):
                 chunk = members[start : start + self.max_batch_size]
                 try:
-                    for index, detections in zip(chunk, self._detect_group(caption, [items[i] for i in chunk])):
-                        results[index] = detections
+                    for index, found in zip(chunk, self._detect_group(caption, [items[i] for i in chunk])):
+                        results[index] = found
                 except Exception as error:  # one failure fails this group only
                     log.debug("Grounding DINO group failed", exc_info=True)
                     for index in chunk:
@@ -128,35 +97,15 @@ class GroundingDinoBackend:
 
     @torch.inference_mode()
     def _detect_group(self, caption: str, items: Sequence[DetectItem]) -> list[list[Detection] | Exception]:
-        inputs = self.processor(
-            images=[item.image for item in items],
-            text=[caption] * len(items),
-            return_tensors="pt",
-            input_data_format="channels_last",
-        ).to(self.device)
+        inputs = model_inputs(self.processor, [item.image for item in items], caption).to(self.device)
         outputs = self.model(**inputs)
-        detections: list[list[Detection] | Exception] = []
+        results: list[list[Detection] | Exception] = []
         for row, item in enumerate(items):
             try:
-                detections.append(self._post_process(outputs, inputs["input_ids"], row, item))
+                one = slice(row, row + 1)
+                results.append(
+                    detections(self.processor, outputs.logits[one], outputs.pred_boxes[one], inputs["input_ids"][one], item)
+                )
             except Exception as error:
-                detections.append(error)
-        return detections
-
-    def _post_process(self, outputs, input_ids: torch.Tensor, row: int, item: DetectItem) -> list[Detection]:
-        one = SimpleNamespace(logits=outputs.logits[row : row + 1], pred_boxes=outputs.pred_boxes[row : row + 1])
-        height, width = item.image.shape[:2]
-        result = self.processor.post_process_grounded_object_detection(
-            one,
-            input_ids[row : row + 1],
-            threshold=item.box_threshold,
-            text_threshold=item.text_threshold,
-            target_sizes=[(height, width)],
-        )[0]
-        boxes = result["boxes"].float().cpu().tolist()
-        scores = result["scores"].float().cpu().tolist()
-        labels = result["text_labels"]
-        return [
-            Detection(box=tuple(float(v) for v in box), score=float(score), label=str(label))
-            for box, score, label in zip(boxes, scores, labels)
-        ]
+                results.append(error)
+        return results

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo
+from labelgate.models.sam2.features import image_feature_levels
 from labelgate.models.sam2.prompts import make_transforms, prompt_tokens, upscale_masks
 from labelgate.models.weights_hash import weights_version
 
@@ -64,12 +65,7 @@ class Sam2TorchBackend:
         try:
             batch = torch.stack([self.transforms(image) for image in images]).to(self.device)
             with self._autocast():
-                backbone_out = self.model.forward_image(batch)
-                _, vision_feats, _, feat_sizes = self.model._prepare_backbone_features(backbone_out)
-                if self.model.directly_add_no_mem_embed:
-                    vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
-            # (HW, B, C) -> (B, C, H, W) per level, finest level first, as `set_image` keeps them.
-            levels = [feat.permute(1, 2, 0).reshape(len(images), -1, *size) for feat, size in zip(vision_feats, feat_sizes)]
+                levels = image_feature_levels(self.model, batch)
         except Exception as error:  # one failure fails every image of this batch
             return [error] * len(images)
         results = []

@@ -99,9 +99,9 @@ def _spy_sources(client: Client, monkeypatch) -> list[str]:
     sources = []
     invoke = client._invoke
 
-    def spy(method, request):
+    def spy(method, request, *rest):
         sources.append(request.image.WhichOneof("source") if request.HasField("image") else None)
-        return invoke(method, request)
+        return invoke(method, request, *rest)
 
     monkeypatch.setattr(client, "_invoke", spy)
     return sources

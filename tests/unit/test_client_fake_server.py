@@ -1,80 +1,25 @@
 """Client <-> a fake in-process labelgate server (no models): image_id reuse, the NOT_FOUND
-resend, error wrapping, and result conversion over real gRPC."""
+resend, error wrapping, result conversion, retries, deadlines and the token, over real gRPC."""
 
 from __future__ import annotations
 
-import hashlib
-from concurrent import futures
-
 import grpc
 import numpy as np
-import pycocotools.mask
 import pytest
+from fake_labelgate import FakeLabelgate, serve_fake
 
-from labelgate.client import Client, ImageId, LabelgateClientError
-from labelgate.v1 import labelgate_pb2 as pb
-from labelgate.v1 import labelgate_pb2_grpc
-
-
-class FakeLabelgate(labelgate_pb2_grpc.LabelgateServicer):
-    """Ids are hashes of the bytes; `forget()` drops them all, as an eviction or restart would."""
-
-    def __init__(self):
-        self.known: dict[str, bytes] = {}
-        self.requests: list = []
-
-    def forget(self) -> None:
-        self.known.clear()
-
-    def _resolve(self, image: pb.Image, context) -> str:
-        if image.WhichOneof("source") == "data":
-            image_id = "img_" + hashlib.blake2b(image.data, digest_size=16).hexdigest()
-            self.known[image_id] = image.data
-            return image_id
-        if image.image_id not in self.known:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown image_id {image.image_id!r}")
-        return image.image_id
-
-    def Embed(self, request, context):
-        self.requests.append(request)
-        return pb.EmbedResponse(image_id=self._resolve(request.image, context), width=4, height=3)
-
-    def Segment(self, request, context):
-        self.requests.append(request)
-        image_id = self._resolve(request.image, context)
-        if any(p.x > 4 for p in request.points):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "point 0 is outside the 4 x 3 image")
-        mask = np.zeros((3, 4), np.uint8)
-        mask[1:, 2:] = 1
-        rle = pycocotools.mask.encode(np.asfortranarray(mask))
-        masks = [pb.Mask(score=0.9, area=4, bbox=pb.Box(x_min=2, y_min=1, x_max=4, y_max=3),
-                         rle=pb.CocoRle(size=rle["size"], counts=rle["counts"].decode()))]
-        return pb.SegmentResponse(image_id=image_id, width=4, height=3, objects=[pb.ObjectMasks(masks=masks)])
-
-    def Detect(self, request, context):
-        self.requests.append(request)
-        box = pb.Box(x_min=0, y_min=0, x_max=2, y_max=2)
-        return pb.DetectResponse(image_id=self._resolve(request.image, context), width=4, height=3,
-                                 detections=[pb.Detection(box=box, score=0.5, label=request.text.strip(" ."))])
-
-    def ListModels(self, request, context):
-        return pb.ListModelsResponse(models=[pb.ModelInfo(name="m", kind="sam2", version="v", device="cpu", is_default=True)])
+from labelgate.client import NO_RETRIES, Client, ImageId, LabelgateClientError, RetryPolicy
 
 
 @pytest.fixture
 def fake():
-    servicer = FakeLabelgate()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    labelgate_pb2_grpc.add_LabelgateServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    with Client(f"127.0.0.1:{port}", timeout=10) as client:
-        yield servicer, client
-    server.stop(None)
+    with serve_fake() as (servicer, address):
+        with Client(address, timeout=10) as client:
+            yield servicer, client
 
 
 def _sources(servicer: FakeLabelgate) -> list[str]:
-    return [request.image.WhichOneof("source") for request in servicer.requests]
+    return servicer.sources()
 
 
 IMAGE = np.arange(36, dtype=np.uint8).reshape(3, 4, 3)
@@ -132,3 +77,64 @@ def test_unreachable_server():
         with pytest.raises(LabelgateClientError) as error:
             client.list_models()
     assert error.value.code == grpc.StatusCode.UNAVAILABLE and error.value.unreachable
+
+
+# --- retries, deadlines, token -------------------------------------------------------------------
+
+QUICK = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
+
+
+def test_unavailable_is_retried_until_it_succeeds():
+    with serve_fake() as (servicer, address), Client(address, timeout=10, retry=QUICK) as client:
+        servicer.fail_next = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE]
+        result = client.segment(IMAGE, points=[(1, 1)])
+        assert result.image_id in servicer.known
+        assert servicer.sources() == ["data", "data", "data"]
+
+
+def test_retries_are_bounded_and_keep_the_status_code():
+    with serve_fake() as (servicer, address), Client(address, timeout=10, retry=QUICK) as client:
+        servicer.fail_next = [grpc.StatusCode.UNAVAILABLE] * 5
+        with pytest.raises(LabelgateClientError) as error:
+            client.list_models()
+        assert error.value.code == grpc.StatusCode.UNAVAILABLE and "scripted" in error.value.details
+        assert len(servicer.requests) == 3  # max_attempts
+    with serve_fake() as (servicer, address), Client(address, timeout=10, retry=NO_RETRIES) as client:
+        servicer.fail_next = [grpc.StatusCode.UNAVAILABLE]
+        with pytest.raises(LabelgateClientError):
+            client.list_models()
+        assert len(servicer.requests) == 1
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL,
+                                  grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAUTHENTICATED])
+def test_other_codes_are_not_retried(code):
+    with serve_fake() as (servicer, address), Client(address, timeout=10, retry=QUICK) as client:
+        servicer.fail_next = [code]
+        with pytest.raises(LabelgateClientError) as error:
+            client.detect(IMAGE, "cat .")
+        assert error.value.code == code and error.value.method == "Detect"
+        assert len(servicer.requests) == 1
+
+
+def test_deadline_per_client_and_per_call():
+    with serve_fake() as (servicer, address), Client(address, timeout=30) as client:
+        client.embed(IMAGE)
+        client.embed(IMAGE, timeout=2)
+        client.list_models(timeout=None)
+        default, short, unlimited = servicer.time_remaining
+        assert 20 < default < 31 and 0 < short < 3  # gRPC rounds deadlines a little
+        assert unlimited is None or unlimited > 1e6  # no deadline
+        with pytest.raises(ValueError, match="timeout"):
+            client.embed(IMAGE, timeout=0)
+
+
+def test_token_goes_in_the_metadata_of_every_call():
+    with serve_fake() as (servicer, address), Client(address, token="s3cret") as client:
+        client.embed(IMAGE)
+        client.list_models()
+        assert [m.get("authorization") for m in servicer.metadata] == ["Bearer s3cret"] * 2
+        assert "s3cret" not in repr(client) and "s3cret" not in repr(client.security)
+    with serve_fake() as (servicer, address), Client(address) as client:
+        client.list_models()
+        assert "authorization" not in servicer.metadata[0]

@@ -8,7 +8,15 @@ import logging
 import grpc
 import pytest
 
-from labelgate.server.errors import DeadlineExceeded, InvalidInput, NotFound, NotReady, Overloaded, Unsupported
+from labelgate.server.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    NotReady,
+    Overloaded,
+    Unauthenticated,
+    Unsupported,
+)
 from labelgate.server.metrics import Metrics
 from labelgate.server.servicer import LabelgateServicer
 from labelgate.server.status import status_for
@@ -22,6 +30,7 @@ MAPPED = [
     (Unsupported("no detector"), grpc.StatusCode.UNIMPLEMENTED, "no detector"),
     (DeadlineExceeded("deadline passed"), grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed"),
     (asyncio.TimeoutError("timed out"), grpc.StatusCode.DEADLINE_EXCEEDED, "timed out"),
+    (Unauthenticated("missing bearer token"), grpc.StatusCode.UNAUTHENTICATED, "missing bearer token"),
     # An empty message still says something: the error's class name.
     (InvalidInput(), grpc.StatusCode.INVALID_ARGUMENT, "InvalidInput"),
 ]

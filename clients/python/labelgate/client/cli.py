@@ -19,8 +19,7 @@ from labelgate.client import report
 from labelgate.client.client import DEFAULT_TARGET, Client
 from labelgate.client.errors import LabelgateClientError
 from labelgate.client.overlay import draw_overlay
-
-SERVER_ENV = "LABELGATE_SERVER"
+from labelgate.client.transport import SERVER_ENV, TLS_CA_ENV, TOKEN_ENV
 _NEGATIVE = {"neg", "negative", "n", "-"}
 _POSITIVE = {"pos", "positive", "p", "+"}
 
@@ -176,7 +175,8 @@ def _add_output_flags(parser: argparse.ArgumentParser, drawn: str) -> None:
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     default = os.environ.get(SERVER_ENV) or DEFAULT_TARGET
     parser.add_argument("--server", default=default, metavar="HOST:PORT",
-                        help=f"the labelgate server (default: %(default)s; set ${SERVER_ENV} to change it)")
+                        help=f"the labelgate server (default: %(default)s; set ${SERVER_ENV} to change it; "
+                             f"${TOKEN_ENV} and ${TLS_CA_ENV} set a bearer token and TLS)")
     parser.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="S",
                         help="seconds to wait for the answer (default: %(default)s)")
 
@@ -227,7 +227,7 @@ def _models(args: argparse.Namespace) -> int:
 def _with_client(args: argparse.Namespace, run) -> int:
     """Runs `run(client)`; RPC failures become a one-line message on stderr and exit status 1."""
     try:
-        with Client(args.server, timeout=args.timeout) as client:
+        with Client.from_env(target=args.server, timeout=args.timeout) as client:  # TLS and token from LABELGATE_*
             run(client)
     except LabelgateClientError as error:
         if error.unreachable:

@@ -1,0 +1,91 @@
+"""Runs the whole benchmark: starts the three servers side by side, measures every row, writes
+the table, the JSON file and the chart, and stops the servers whatever happens."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from labelgate.bench.baseline_server import start_baseline
+from labelgate.bench.report import gpu_table, table, write_chart, write_json
+from labelgate.bench.scenarios import Scenarios, Servers
+from labelgate.bench.setup import FULL, QUICK, Models, Plan, prepare_models
+from labelgate.server.launcher import start_server
+from labelgate.server.settings import Settings
+
+TABLE_FILE, JSON_FILE, CHART_FILE = "bench.md", "bench.json", "bench.png"
+
+
+def _start_servers(models: Models, work: Path, device: str) -> Servers:
+    """Both labelgate servers run the serve defaults (the launcher's test delay undone); the only
+    difference between them is --max-batch-size 1. `work` must be fresh: the launcher takes an
+    existing port file for its server's."""
+    common = [*models.serve_flags(), "--device", device, "--max-batch-delay-ms", str(Settings.max_batch_delay_ms)]
+    with ThreadPoolExecutor(3) as pool:
+        futures = [
+            pool.submit(start_server, work / "labelgate-batched", None, *common),
+            pool.submit(start_server, work / "labelgate-unbatched", None, *common, "--max-batch-size", "1"),
+            pool.submit(start_baseline, work / "baseline", models.sam2_config, models.sam2_checkpoint,
+                        models.sam2_overrides, device),
+        ]
+        errors = [future.exception() for future in futures]
+    if any(errors):
+        for future, error in zip(futures, errors):
+            if error is None:
+                future.result().stop()
+        raise next(error for error in errors if error is not None)
+    return Servers(*(future.result() for future in futures))
+
+
+def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = None) -> int:
+    import torch
+
+    plan: Plan = QUICK if quick else FULL
+    if rounds:
+        plan = Plan(**{**plan.__dict__, "rounds": rounds})
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    models = prepare_models(work, quick)
+    print(f"labelgate bench: {models.description}; {plan.image_size[0]}x{plan.image_size[1]} JPEG; device {device}; "
+          f"{os.cpu_count()} CPU cores; starting servers", flush=True)
+    run_dir = work / "run"  # server logs and port files of this run only
+    shutil.rmtree(run_dir, ignore_errors=True)
+    servers = _start_servers(models, run_dir, device)
+    try:
+        scenarios = Scenarios(plan, models, servers, run_dir, device)
+        rows = []
+        for step in (scenarios.repeat_click, scenarios.versus_baseline, scenarios.service_overhead, scenarios.batching,
+                     scenarios.payload, scenarios.text_to_masks):
+            print(f"  measuring {step.__name__.replace('_', ' ')}", flush=True)
+            result = step()
+            rows += result if isinstance(result, list) else [result]
+    finally:
+        for server in (servers.batched, servers.unbatched, servers.baseline):
+            server.stop()
+    gpu = []
+    if device.startswith("cuda"):
+        from labelgate.bench.gpu import gpu_rows
+
+        print("  measuring GPU rows", flush=True)
+        gpu = gpu_rows(models, plan.image_size)
+    config = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "models": models.description, "quick": quick, "device": device, "cpu_cores": os.cpu_count(),
+        "machine": platform.platform(), "torch": torch.__version__, "image_size": list(plan.image_size),
+        "plan": plan.__dict__,
+    }
+    text = table(rows, absolute=device.startswith("cuda"))
+    if gpu:
+        text += "\n\n" + gpu_table(gpu)
+    (out / TABLE_FILE).write_text(text + "\n")
+    write_json(out / JSON_FILE, config, rows, scenarios.throughput, scenarios.samples, gpu)
+    write_chart(out / CHART_FILE, f"labelgate bench: {models.description}, {device}", scenarios.samples, scenarios.throughput)
+    print(text)
+    print(f"\nwrote {out / TABLE_FILE}, {out / JSON_FILE}, {out / CHART_FILE}")
+    return 0

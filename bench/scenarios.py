@@ -1,0 +1,199 @@
+"""The measurements behind each table row, against servers that are already running.
+
+Every row times two things side by side (interleaved round after round) and divides medians.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labelgate.bench.baseline_server import BaselineProcess
+from labelgate.bench.images import click_point, jpeg, scene
+from labelgate.bench.rows import Row
+from labelgate.bench.setup import Models, Plan
+from labelgate.bench.timing import interleaved, median, throughput
+from labelgate.server.launcher import ServerProcess
+from labelgate.v1 import labelgate_pb2 as pb
+
+CAPTION = "car . person . dog ."
+# Low enough that the random demo Grounding DINO finds a few boxes in every bench image.
+BOX_THRESHOLD, TEXT_THRESHOLD = 0.2, 0.2
+GRPC_FRAME_BYTES = 5  # the length-prefix gRPC puts before each message
+BATCHING_TARGET_CONCURRENCY = 8
+
+
+@dataclass
+class Servers:
+    batched: ServerProcess  # labelgate with the default dynamic batching
+    unbatched: ServerProcess  # the same with --max-batch-size 1
+    baseline: BaselineProcess
+
+
+class Scenarios:
+    def __init__(self, plan: Plan, models: Models, servers: Servers, workdir: Path, device: str):
+        self.plan, self.models, self.servers, self.device = plan, models, servers, device
+        self.width, self.height = plan.image_size
+        self.stub = servers.batched.stub()
+        self.unbatched_stub = servers.unbatched.stub()
+        self._seeds = itertools.count(1)
+        self._clicks = itertools.count()
+        self.samples: dict[str, list[float]] = {}  # latency samples (seconds), for the chart
+        self.throughput: dict[str, dict[str, dict[int, list[float]]]] = {}  # kind -> on/off -> concurrency -> req/s
+        self.warm_pixels = scene(0, self.width, self.height)
+        self.warm_bytes = jpeg(self.warm_pixels)
+        self.warm_path = workdir / "warm.jpg"
+        self.warm_path.write_bytes(self.warm_bytes)
+        self.warm_id = self.stub.Embed(pb.EmbedRequest(image=pb.Image(data=self.warm_bytes))).image_id
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _new_image(self) -> bytes:
+        return jpeg(scene(next(self._seeds), self.width, self.height))
+
+    def _click(self, stub, image: pb.Image, point: tuple[float, float] | None = None) -> pb.SegmentResponse:
+        x, y = point or click_point(next(self._clicks), self.width, self.height)
+        return stub.Segment(pb.SegmentRequest(image=image, points=[pb.Point(x=x, y=y)]))
+
+    def _repeat_click(self) -> pb.SegmentResponse:
+        return self._click(self.stub, pb.Image(image_id=self.warm_id))
+
+    def _keep(self, samples: dict[str, list[float]]) -> None:
+        for name, values in samples.items():
+            self.samples.setdefault(name, []).extend(values)
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def repeat_click(self) -> Row:
+        cold_images = iter([self._new_image() for _ in range(self.plan.rounds)])
+        samples = interleaved(
+            {
+                "cold click": lambda: self._click(self.stub, pb.Image(data=next(cold_images))),
+                "repeat click": self._repeat_click,
+            },
+            self.plan.rounds,
+            repeats={"repeat click": self.plan.repeats_per_round},
+        )
+        self._keep(samples)
+        repeat, cold = median(samples["repeat click"]), median(samples["cold click"])
+        return Row("repeat_click", "Repeat click", "p50 click on an embedded image / p50 cold click", repeat / cold,
+                   ("<=", 0.03), {"repeat click": repeat, "cold click": cold})
+
+    def versus_baseline(self) -> Row:
+        samples = interleaved(
+            {
+                "usual backend click": lambda: self.servers.baseline.segment(
+                    self.warm_path, click_point(next(self._clicks), self.width, self.height)),
+                "repeat click": self._repeat_click,
+            },
+            self.plan.rounds,
+        )
+        self._keep(samples)
+        baseline, ours = median(samples["usual backend click"]), median(samples["repeat click"])
+        return Row("versus_baseline", "Versus the usual backend",
+                   "p50 usual backend click (HTTP+JSON, set_image + predict) / p50 labelgate repeat click",
+                   baseline / ours, (">=", 20), {"usual backend click": baseline, "labelgate repeat click": ours})
+
+    def service_overhead(self) -> Row:
+        """A cached Segment through gRPC against the very decoder call the server makes for it,
+        made here in-process on features of the same pixels."""
+        from labelgate.models.backend import DecodeItem, SamPrompt
+        from labelgate.models.sam2.torch_backend import Sam2TorchBackend
+        from labelgate.server.imaging import decode_image
+
+        backend = Sam2TorchBackend.from_checkpoint(self.models.sam2_config, self.models.sam2_checkpoint, self.device,
+                                                   self.models.sam2_overrides)
+        pixels = decode_image(self.warm_bytes, 10 ** 9).pixels
+        features = backend.encode([pixels])[0]
+        point = click_point(0, self.width, self.height)
+        item = DecodeItem(features, SamPrompt(np.array([point], np.float32), np.array([1], np.int32),
+                                              np.zeros((0, 4), np.float32), False))
+        backend.decode([item])  # first-call warm-up, as the server's own warm-up does
+        samples = interleaved(
+            {
+                "gRPC cached click": lambda: self._click(self.stub, pb.Image(image_id=self.warm_id), point),
+                "in-process decoder call": lambda: backend.decode([item]),
+            },
+            self.plan.rounds * 3,
+        )
+        self._keep(samples)
+        grpc_p50, direct_p50 = median(samples["gRPC cached click"]), median(samples["in-process decoder call"])
+        return Row("service_overhead", "Service overhead", "p50 cached Segment via gRPC / p50 same decoder call in-process",
+                   grpc_p50 / direct_p50, ("<=", 1.15), {"gRPC cached click": grpc_p50, "in-process decoder call": direct_p50})
+
+    def batching(self) -> list[Row]:
+        rows = []
+        uploads = [self.warm_bytes] + [self._new_image() for _ in range(self.plan.cached_images - 1)]
+        for stub in (self.stub, self.unbatched_stub):
+            cached = [stub.Embed(pb.EmbedRequest(image=pb.Image(data=data))).image_id for data in uploads]
+
+        def click_cached(total: int):
+            return lambda stub, i: self._click(stub, pb.Image(image_id=cached[i % len(cached)]))
+
+        rows += self._batching_rows("decoder", self.plan.throughput_rounds, lambda c: 4 * c, click_cached)
+        rows += self._batching_rows("encoder", self.plan.encoder_rounds, lambda c: max(c, 2), self._embed_new_images)
+        return rows
+
+    def _embed_new_images(self, total: int):
+        """Every call embeds an image new to both servers."""
+        images = [self._new_image() for _ in range(total)]
+        return lambda stub, i: stub.Embed(pb.EmbedRequest(image=pb.Image(data=images[i])))
+
+    def _batching_rows(self, kind: str, rounds: int, total_for, make_call) -> list[Row]:
+        """Throughput with batching on and off at each concurrency, the two servers taking turns."""
+        results: dict[str, dict[int, list[float]]] = {"on": {}, "off": {}}
+        rows = []
+        bound = "new images (encoder-bound)" if kind == "encoder" else "clicks on cached images (decoder-bound)"
+        for concurrency in self.plan.concurrency:
+            total = total_for(concurrency)
+            for round_index in range(rounds):
+                sides = [("on", self.stub), ("off", self.unbatched_stub)]
+                if round_index % 2:
+                    sides.reverse()
+                for mode, stub in sides:
+                    call = make_call(total)
+                    rate = throughput(lambda i, call=call, stub=stub: call(stub, i), concurrency, total)
+                    results[mode].setdefault(concurrency, []).append(rate)
+            on, off = median(results["on"][concurrency]), median(results["off"][concurrency])
+            target = (">=", 2.0) if concurrency == BATCHING_TARGET_CONCURRENCY else None
+            rows.append(Row(f"batching_{kind}_c{concurrency}", f"Batching, {kind}-bound, concurrency {concurrency}",
+                            f"throughput with dynamic batching / without, {bound}", on / off, target,
+                            {"batching on": on, "batching off": off}, unit="req/s"))
+        self.throughput[kind] = results
+        return rows
+
+    def payload(self) -> Row:
+        sizes = [len(self._repeat_click().SerializeToString()) + GRPC_FRAME_BYTES for _ in range(max(3, self.plan.rounds))]
+        wire, raw = median(sizes), self.width * self.height
+        return Row("payload", "Payload", "bytes on the wire per click response / bytes of the raw full-resolution mask",
+                   wire / raw, ("<=", 0.01), {"click response": wire, "raw mask (1 byte per pixel)": raw}, unit="bytes")
+
+    def text_to_masks(self) -> Row:
+        image = pb.Image(image_id=self.warm_id)
+        detect = pb.DetectRequest(image=image, text=CAPTION, box_threshold=BOX_THRESHOLD, text_threshold=TEXT_THRESHOLD)
+        found = len(self.stub.Detect(detect).detections)
+        if not found:
+            raise RuntimeError(f"Grounding DINO found nothing for {CAPTION!r}: the text-to-masks row would measure nothing")
+
+        def one_call():
+            response = self.stub.Segment(pb.SegmentRequest(image=image, text=CAPTION, box_threshold=BOX_THRESHOLD,
+                                                           text_threshold=TEXT_THRESHOLD))
+            if len(response.objects) != found:
+                raise RuntimeError(f"Segment(text) gave {len(response.objects)} objects, Detect found {found}")
+
+        def separate_calls():
+            detections = self.stub.Detect(detect).detections
+            # Detect may return boxes reaching past the image, which Segment refuses: clip them.
+            boxes = [pb.Box(x_min=max(d.box.x_min, 0), y_min=max(d.box.y_min, 0), x_max=min(d.box.x_max, self.width),
+                            y_max=min(d.box.y_max, self.height)) for d in detections]
+            self.stub.Segment(pb.SegmentRequest(image=image, boxes=boxes))
+
+        samples = interleaved({"Segment(text)": one_call, "Detect + Segment(boxes)": separate_calls}, self.plan.rounds)
+        self._keep(samples)
+        one, two = median(samples["Segment(text)"]), median(samples["Detect + Segment(boxes)"])
+        return Row("text_to_masks", "Text to masks",
+                   f"p50 one Segment(text) / p50 Detect then Segment(boxes) ({found} objects)", one / two, ("<=", 1.0),
+                   {"Segment(text)": one, "Detect + Segment(boxes)": two})

@@ -1,0 +1,3 @@
+from labelgate.label_studio.cli import main
+
+main()

@@ -1,0 +1,231 @@
+"""From Label Studio tasks and prompts to Label Studio predictions, through labelgate.
+
+- Interactive (`context.result` present, one task): clicks and/or boxes -> one SAM 2 call ->
+  brush (and polygon) regions; a TextArea prompt -> Grounding DINO + SAM 2 -> rectangles + masks.
+- Batch (no context, any number of tasks): every image is embedded first (concurrently, so
+  labelgate batches the encoder), then Grounding DINO + SAM 2 run with the project's labels as
+  the caption. One failed task never fails the others.
+- Pre-embedding (`pre_embed_in_background`): images of tasks as they are imported, so later
+  clicks and batch runs find their features cached in labelgate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from labelgate.client import Client
+
+from labelgate.label_studio.label_config import BRUSH, POLYGON, RECTANGLE, LabelConfig, parse_label_config
+from labelgate.label_studio.metrics import BackendMetrics
+from labelgate.label_studio.prompts import InteractivePrompt, prompt_from_context
+from labelgate.label_studio.regions import brush_region, polygon_regions, rectangle_region
+from labelgate.label_studio.task_images import TaskImages
+
+log = logging.getLogger(__name__)
+
+_MODEL_VERSION_TTL_S = 30.0
+
+
+class PredictError(ValueError):
+    """The request cannot be answered with this labeling config; the message says why."""
+
+
+@dataclass(frozen=True)
+class PredictorOptions:
+    box_threshold: float = 0.0  # 0 = labelgate's default
+    text_threshold: float = 0.0
+    workers: int = 8  # concurrent labelgate calls in batch mode and for pre-embedding
+    sam2_model: str = ""  # "" = labelgate's default model
+    detector_model: str = ""
+
+
+class Predictor:
+    def __init__(self, client: Client, images: TaskImages, options: PredictorOptions, metrics: BackendMetrics):
+        self.client = client
+        self.images = images
+        self.options = options
+        self.metrics = metrics
+        self._background = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="pre-embed")
+        self._version: tuple[float, str] | None = None
+        self._version_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._background.shutdown(wait=False, cancel_futures=True)
+
+    # --- model version --------------------------------------------------------------------------
+
+    def model_version(self) -> str:
+        """Names the labelgate models this backend uses and their weights, e.g.
+        "labelgate:sam2.1_hiera_t@1a2b3c4d+grounding-dino-tiny@5e6f7a8b"; it changes when labelgate
+        serves other weights, so Label Studio knows its stored predictions are from another model."""
+        with self._version_lock:
+            if self._version is None or time.monotonic() - self._version[0] > _MODEL_VERSION_TTL_S:
+                models = self.client.list_models()
+                chosen = []
+                for kind, name in (("sam2", self.options.sam2_model), ("grounding_dino", self.options.detector_model)):
+                    chosen += [m for m in models if m.kind == kind and (m.name == name if name else m.is_default)][:1]
+                self._version = (time.monotonic(), "labelgate:" + "+".join(f"{m.name}@{m.version[:8]}" for m in chosen))
+            return self._version[1]
+
+    # --- predictions ----------------------------------------------------------------------------
+
+    def predict(self, tasks: Sequence[Mapping], label_config: str, context: Mapping | None) -> list[dict]:
+        """One prediction per task, in order. Interactive mode answers for the first task only."""
+        config = parse_label_config(label_config)
+        prompt = prompt_from_context(context)
+        if prompt is None:
+            return self.predict_batch(tasks, config)
+        if not tasks:
+            raise PredictError("an interactive request needs the task it is for")
+        with self.metrics.time("interactive"):
+            try:
+                prediction = self._prediction(self._interactive_regions(tasks[0], config, prompt))
+            except Exception:
+                self.metrics.count_tasks("interactive", ok=0, failed=1)
+                raise
+        self.metrics.count_tasks("interactive", ok=1, failed=0)
+        return [prediction]
+
+    def predict_batch(self, tasks: Sequence[Mapping], config: LabelConfig) -> list[dict]:
+        caption = " . ".join(config.caption_labels)
+        if not caption:
+            raise PredictError("batch predictions need labels: add <Label value=...> to the BrushLabels, "
+                               "RectangleLabels or PolygonLabels of the labeling config")
+        with self.metrics.time("batch"), ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+            embedded = list(pool.map(lambda task: self._try(self._embed, task, config), tasks))
+            outcomes = list(pool.map(
+                lambda task, error: error or self._try(self._text_regions, task, config, caption), tasks, embedded))
+        version = self.model_version()
+        predictions = []
+        for task, outcome in zip(tasks, outcomes):
+            if isinstance(outcome, Exception):
+                # Without a "result" Label Studio stores nothing for the task (and logs this dict),
+                # so the next "Retrieve predictions" tries it again.
+                log.error("task %s: no prediction: %s", task.get("id"), outcome)
+                predictions.append({"error": f"task {task.get('id')}: {outcome}", "model_version": version})
+            else:
+                predictions.append(self._prediction(outcome, version))
+        self.metrics.count_tasks("batch", ok=sum(1 for p in predictions if "result" in p),
+                                 failed=sum(1 for p in predictions if "result" not in p))
+        return predictions
+
+    def pre_embed_in_background(self, tasks: Sequence[Mapping], label_config: str) -> int:
+        """Queues the tasks' images for embedding; returns how many were queued."""
+        config = parse_label_config(label_config)
+        for task in tasks:
+            self._background.submit(self._pre_embed, task, config)
+        return len(tasks)
+
+    # --- the steps --------------------------------------------------------------------------------
+
+    def _pre_embed(self, task: Mapping, config: LabelConfig) -> None:
+        error = self._try(self._embed, task, config)
+        if error is not None:
+            log.warning("task %s: pre-embedding failed: %s", task.get("id"), error)
+        self.metrics.pre_embedded.labels(outcome="error" if error else "ok").inc()
+
+    def _embed(self, task: Mapping, config: LabelConfig) -> None:
+        reference, task_id = _image_reference(task, config)
+        self.images.call(reference, task_id, lambda image: self.client.embed(image, model=self.options.sam2_model))
+
+    def _interactive_regions(self, task: Mapping, config: LabelConfig, prompt: InteractivePrompt) -> list[dict]:
+        if prompt.has_geometry:
+            return self._geometry_regions(task, config, prompt)
+        if prompt.text:
+            return self._text_regions(task, config, prompt.text)
+        return []
+
+    def _geometry_regions(self, task: Mapping, config: LabelConfig, prompt: InteractivePrompt) -> list[dict]:
+        """Clicks (with the last box, if any) make one object; boxes alone make one object each."""
+        if not config.wants_masks:
+            raise PredictError("clicks and boxes are turned into masks: add <BrushLabels> or <PolygonLabels> "
+                               "to the labeling config")
+        if prompt.points:
+            box = prompt.boxes[-1] if prompt.boxes else None
+            boxes = [box.box] if box else []
+            labels = [prompt.label or (box.label if box else "")]
+            # One click is ambiguous: let SAM 2 propose three masks and keep the best, as its authors advise.
+            multimask = len(prompt.points) == 1 and box is None
+        else:
+            boxes, labels, multimask = [b.box for b in prompt.boxes], [b.label for b in prompt.boxes], False
+        reference, task_id = _image_reference(task, config)
+        result = self.images.call(reference, task_id, lambda image: self.client.segment(
+            image, points=prompt.points, boxes=boxes, multimask=multimask, formats=self._formats(config),
+            model=self.options.sam2_model))
+        if prompt.size is not None and prompt.size != (result.width, result.height):
+            raise PredictError(
+                f"Label Studio shows the image of task {task_id} as {prompt.size[0]} x {prompt.size[1]} pixels but "
+                f"it decodes to {result.width} x {result.height}: the clicks would land in the wrong place")
+        regions = []
+        for obj, label in zip(result.objects, labels):
+            regions += self._mask_regions(config, obj.best, label, result.width, result.height)
+        return regions
+
+    def _text_regions(self, task: Mapping, config: LabelConfig, caption: str) -> list[dict]:
+        """Grounding DINO boxes for `caption` as rectangles, and their SAM 2 masks if the config has
+        somewhere to put them."""
+        reference, task_id = _image_reference(task, config)
+        rectangles = config.control(RECTANGLE)
+        thresholds = dict(box_threshold=self.options.box_threshold, text_threshold=self.options.text_threshold)
+        regions = []
+        if not config.wants_masks:
+            found = self.images.call(reference, task_id, lambda image: self.client.detect(
+                image, caption, model=self.options.detector_model, **thresholds))
+            for detection in found.detections:
+                regions.append(rectangle_region(rectangles, detection.box, found.width, found.height,
+                                                rectangles.match_label(detection.label), detection.score))
+            return regions
+        result = self.images.call(reference, task_id, lambda image: self.client.segment(
+            image, text=caption, formats=self._formats(config), model=self.options.sam2_model,
+            detector_model=self.options.detector_model, **thresholds))
+        for obj in result.objects:
+            if rectangles is not None and obj.prompt_box is not None:
+                regions.append(rectangle_region(rectangles, obj.prompt_box, result.width, result.height,
+                                                rectangles.match_label(obj.label), obj.detection_score))
+            regions += self._mask_regions(config, obj.best, obj.label, result.width, result.height)
+        return regions
+
+    def _mask_regions(self, config: LabelConfig, mask, label: str, width: int, height: int) -> list[dict]:
+        if mask is None:
+            return []
+        regions = []
+        brush = config.control(BRUSH)
+        if brush is not None:
+            regions.append(brush_region(brush, mask.to_numpy(), brush.match_label(label), mask.score))
+        polygon = config.control(POLYGON)
+        if polygon is not None:
+            regions += polygon_regions(polygon, mask.polygons, width, height, polygon.match_label(label), mask.score)
+        return regions
+
+    def _formats(self, config: LabelConfig) -> list[str]:
+        return ["coco_rle"] + (["polygons"] if config.control(POLYGON) is not None else [])
+
+    def _prediction(self, regions: list[dict], version: str | None = None) -> dict:
+        scores = [region["score"] for region in regions]
+        return {
+            "result": regions,
+            "score": sum(scores) / len(scores) if scores else 0.0,
+            "model_version": version or self.model_version(),
+        }
+
+    @staticmethod
+    def _try(step, *args):
+        """The step's result, or its exception: one task's failure must not stop the others."""
+        try:
+            return step(*args)
+        except Exception as error:  # noqa: BLE001 - reported per task by the caller
+            return error
+
+
+def _image_reference(task: Mapping, config: LabelConfig) -> tuple[str, int | None]:
+    data = task.get("data") or {}
+    reference = data.get(config.image_key)
+    if not reference:
+        raise PredictError(f"task {task.get('id')} has no {config.image_key!r} in its data (the labeling config's "
+                           f'<Image value="${config.image_key}">)')
+    return str(reference), task.get("id")

@@ -1,0 +1,142 @@
+"""Image affinity across labelgate replicas: every call about one image goes to the same replica.
+
+    from labelgate.client import AffinityClient, ImageId
+
+    with AffinityClient(["10.0.0.5:50051", "10.0.0.6:50051"]) as client:
+        embedded = client.embed("photo.jpg")                        # encoder runs on one replica
+        client.segment(ImageId(embedded.image_id), points=[(5, 5)])  # the same replica: a local hit
+
+That replica keeps the image's SAM 2 features in its in-process cache, so the shared Redis tier is
+the fallback (after a replica restarts or the endpoint list changes), not the hot path.
+
+Routing is rendezvous (highest-random-weight) hashing: an image ranks the endpoints by
+blake2b(endpoint, key) and the first serves it, so adding or removing a replica only moves the
+images that ranked it first. The key is a digest of the image's encoded bytes; an image_id a
+server returns is mapped back to that key, so `embed(bytes)` and a later `segment(ImageId(...))`
+meet on one replica. Ids this client has not seen are hashed as they are. A call answered
+UNAVAILABLE (replica gone or draining) moves to the image's next endpoint.
+
+In Kubernetes, list the pods behind the headless Service (deploy/k8s/labelgate-service.yaml):
+`AffinityClient(endpoints_from_dns("labelgate-headless.labelgate.svc.cluster.local:50051"))`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+from labelgate.client.client import Client
+from labelgate.client.errors import LabelgateClientError
+from labelgate.client.image_ids import digest
+from labelgate.client.images import ImageId, ImageLike, encode_image
+
+DEFAULT_REMEMBERED_IDS = 4096
+
+
+def rank_endpoints(key: bytes | str, endpoints: Iterable[str]) -> list[str]:
+    """`endpoints` ordered by preference for `key`: the first serves it, the next if it is down."""
+    key_bytes = key.encode() if isinstance(key, str) else key
+
+    def weight(endpoint: str) -> bytes:
+        return hashlib.blake2b(endpoint.encode() + b"\0" + key_bytes, digest_size=8).digest()
+
+    return sorted(endpoints, key=weight, reverse=True)
+
+
+def endpoints_from_dns(target: str) -> list[str]:
+    """"HOST:PORT" -> one "ADDRESS:PORT" per address the name resolves to (e.g. the pods behind a
+    Kubernetes headless Service), sorted. Resolve again when replicas come and go."""
+    host, _, port = target.rpartition(":")
+    infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    addresses = {info[4][0] for info in infos}
+    return sorted(f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses)
+
+
+class AffinityClient:
+    """`Client`'s image methods over several replicas, each image pinned to one of them.
+
+    `client_options` go to every per-endpoint `Client` (timeout, TLS, token, retry, ...).
+    Thread-safe, like `Client`.
+    """
+
+    def __init__(self, endpoints: Sequence[str], **client_options):
+        self.endpoints = list(dict.fromkeys(endpoints))
+        if not self.endpoints:
+            raise ValueError("AffinityClient needs at least one endpoint")
+        self._options = client_options
+        self._clients: dict[str, Client] = {}
+        self._keys: OrderedDict[str, bytes] = OrderedDict()  # image_id -> routing key
+        self._lock = threading.Lock()
+
+    def embed(self, image: ImageLike | ImageId, *args, **kwargs):
+        return self._call("embed", image, args, kwargs)
+
+    def segment(self, image: ImageLike | ImageId, *args, **kwargs):
+        return self._call("segment", image, args, kwargs)
+
+    def detect(self, image: ImageLike | ImageId, *args, **kwargs):
+        return self._call("detect", image, args, kwargs)
+
+    def list_models(self, **kwargs):
+        return self.client(self.endpoints[0]).list_models(**kwargs)
+
+    def endpoint_for(self, image: ImageLike | ImageId) -> str:
+        """The replica that serves `image` while every replica is up."""
+        return rank_endpoints(self._route(image)[1], self.endpoints)[0]
+
+    def client(self, endpoint: str) -> Client:
+        with self._lock:
+            if endpoint not in self._clients:
+                self._clients[endpoint] = Client(endpoint, **self._options)
+            return self._clients[endpoint]
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> "AffinityClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AffinityClient({self.endpoints!r})"
+
+    def _route(self, image: ImageLike | ImageId) -> tuple[bytes | ImageId, bytes]:
+        """(what to send: encoded bytes or the id, the routing key)."""
+        if isinstance(image, ImageId):
+            with self._lock:
+                key = self._keys.get(str(image))
+            return image, key if key is not None else str(image).encode()
+        data = encode_image(image)
+        return data, digest(data)
+
+    def _call(self, method: str, image: ImageLike | ImageId, args: tuple, kwargs: dict):
+        payload, key = self._route(image)
+        ranked = rank_endpoints(key, self.endpoints)
+        for index, endpoint in enumerate(ranked):
+            try:
+                result = getattr(self.client(endpoint), method)(payload, *args, **kwargs)
+            except LabelgateClientError as error:
+                if error.code == grpc.StatusCode.UNAVAILABLE and index + 1 < len(ranked):
+                    continue
+                raise
+            self._remember(result.image_id, key)
+            return result
+
+    def _remember(self, image_id: str, key: bytes) -> None:
+        if not image_id:
+            return
+        with self._lock:
+            self._keys[image_id] = key
+            self._keys.move_to_end(image_id)
+            while len(self._keys) > DEFAULT_REMEMBERED_IDS:
+                self._keys.popitem(last=False)

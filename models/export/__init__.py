@@ -1,0 +1,1 @@
+"""Export for serving elsewhere: ONNX graphs (`onnx`), TensorRT engines (`tensorrt`), `labelgate export` (`cli`)."""

@@ -1,0 +1,1 @@
+"""Triton Inference Server: the model repository writer and the backends that call Triton over gRPC."""

@@ -1,0 +1,230 @@
+"""End to end against a real Label Studio: a project with BrushLabels + KeyPointLabels +
+RectangleLabels + TextArea, an uploaded image and a Local Storage image, the labelgate ML backend
+connected through Label Studio's API, and predictions triggered through Label Studio's API (the
+calls its UI makes). The masks Label Studio returns or stores, decoded with its own brush codec,
+must equal what labelgate gives for the same prompts through the SDK.
+
+Slow (Label Studio takes ~40 s to start), so it runs last (`runs_last`, see tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+
+from label_studio_process import decode_brushes, start_backend, start_label_studio
+from labelgate.client import Client
+from reference import encode, random_image
+
+pytestmark = pytest.mark.runs_last
+
+LABELS = ("cat", "dog")
+CAPTION = "cat . dog"
+CONFIG = f"""<View>
+  <Image name="image" value="$image"/>
+  <BrushLabels name="mask" toName="image">{''.join(f'<Label value="{l}"/>' for l in LABELS)}</BrushLabels>
+  <KeyPointLabels name="click" toName="image" smart="true">{''.join(f'<Label value="{l}"/>' for l in LABELS)}</KeyPointLabels>
+  <RectangleLabels name="box" toName="image" smart="true">{''.join(f'<Label value="{l}"/>' for l in LABELS)}</RectangleLabels>
+  <TextArea name="prompt" toName="image" editable="true" rows="1"/>
+</View>"""
+UPLOADED = encode(random_image(21, 240, 320))  # the demo detector finds "cat . dog" in this one
+LOCAL = encode(random_image(22, 333, 500))
+
+
+@pytest.fixture(scope="module")
+def local_files(tmp_path_factory):
+    """Label Studio's LOCAL_FILES_DOCUMENT_ROOT, with photos/local.png in it."""
+    root = tmp_path_factory.mktemp("local-files")
+    (root / "photos").mkdir()
+    (root / "photos" / "local.png").write_bytes(LOCAL)
+    return root
+
+
+@pytest.fixture(scope="module")
+def label_studio_started(tmp_path_factory, local_files):
+    """Started before the labelgate server so the two boot side by side."""
+    label_studio = start_label_studio(tmp_path_factory.mktemp("label-studio"), local_files)
+    yield label_studio
+    label_studio.stop()
+
+
+@pytest.fixture(scope="module")
+def label_studio(label_studio_started, server):
+    label_studio_started.wait_healthy()
+    return label_studio_started
+
+
+@pytest.fixture(scope="module")
+def personal_access_token(label_studio) -> str:
+    """A JWT personal access token, the kind Label Studio hands out by default now."""
+    return label_studio.api("POST", "/api/token/")["token"]
+
+
+@pytest.fixture(scope="module")
+def backend(label_studio, server, personal_access_token, tmp_path_factory):
+    running = start_backend(tmp_path_factory.mktemp("backend"), server.address, label_studio.url, personal_access_token)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def project(label_studio, backend, local_files):
+    """Connects the backend first, so Label Studio's TASKS_CREATED webhook reaches it on import."""
+    project = label_studio.api("POST", "/api/projects", {"title": "labelgate e2e", "label_config": CONFIG})
+    ml = label_studio.api("POST", "/api/ml", {"url": backend.url, "project": project["id"], "is_interactive": True,
+                                              "title": "labelgate"})
+    assert ml["readable_state"] == "Connected", ml
+    label_studio.api("POST", f"/api/projects/{project['id']}/import", files={"uploaded.png": UPLOADED})
+    label_studio.api("POST", "/api/storages/localfiles", {"project": project["id"], "title": "photos",
+                                                          "path": str(local_files / "photos")})
+    label_studio.api("POST", f"/api/projects/{project['id']}/import",
+                     [{"image": "/data/local-files/?d=photos/local.png"}])
+    tasks = label_studio.api("GET", "/api/tasks", params={"project": project["id"]})["tasks"]
+    by_kind = {("upload" if "/data/upload/" in t["data"]["image"] else "local"): t["id"] for t in tasks}
+    assert set(by_kind) == {"upload", "local"}, tasks
+    return {"id": project["id"], "ml": ml["id"], "tasks": by_kind, "images": {"upload": UPLOADED, "local": LOCAL}}
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with Client(server.address) as client:
+        yield client
+
+
+def interactive(label_studio, project, task_kind: str, *results: dict) -> list[dict]:
+    """What the labeling UI gets back for a smart-tool interaction."""
+    answer = label_studio.api("POST", f"/api/ml/{project['ml']}/interactive-annotating",
+                              {"task": project["tasks"][task_kind], "context": {"result": list(results)}})
+    assert "data" in answer, answer
+    return answer["data"]["result"]
+
+
+def context_item(kind: str, value: dict, width: int, height: int, **extra) -> dict:
+    return {"id": kind[:4], "type": kind, "from_name": {"keypointlabels": "click", "rectanglelabels": "box",
+                                                        "textarea": "prompt"}[kind],
+            "to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0,
+            "value": value, **extra}
+
+
+def of_type(regions: list[dict], kind: str) -> list[dict]:
+    return [region for region in regions if region["type"] == kind]
+
+
+def test_backend_health_and_setup_follow_the_ml_backend_protocol(backend, project, label_studio):
+    assert '"status":"UP"' in backend.get_text("/health").replace(" ", "")
+    ml = label_studio.api("GET", f"/api/ml/{project['ml']}")
+    assert ml["model_version"].startswith("labelgate:sam2_demo@"), ml
+
+
+def test_imported_tasks_are_embedded_in_the_background(backend, project):
+    deadline = time.monotonic() + 120
+    while pre_embedded(backend) < len(project["tasks"]):
+        assert time.monotonic() < deadline, backend.get_text("/metrics")
+        time.sleep(0.5)
+    assert "pre-embedding failed" not in backend.log()
+
+
+def test_a_click_gives_the_mask_labelgate_gives_for_that_pixel(label_studio, project, client):
+    width, height = 320, 240
+    click = context_item("keypointlabels", {"x": 33.3, "y": 61.7, "width": 0.5, "keypointlabels": ["dog"]},
+                         width, height, is_positive=True)
+    regions = interactive(label_studio, project, "upload", click)
+
+    (brush,) = of_type(regions, "brushlabels")
+    assert (brush["from_name"], brush["to_name"], brush["value"]["brushlabels"]) == ("mask", "image", ["dog"])
+    assert (brush["original_width"], brush["original_height"]) == (width, height)
+    expected = client.segment(UPLOADED, points=[(33.3 * width / 100, 61.7 * height / 100)], multimask=True)
+    expected = expected.objects[0].best
+    (mask,) = decode_brushes([brush])
+    assert mask.any()
+    np.testing.assert_array_equal(mask, expected.to_numpy())
+    assert brush["score"] == pytest.approx(expected.score, abs=1e-5)
+
+
+def test_clicks_and_a_box_on_a_local_storage_image_make_one_mask(label_studio, project, client):
+    width, height = 500, 333
+    results = [
+        context_item("keypointlabels", {"x": 40.0, "y": 50.0, "width": 0.5, "keypointlabels": ["cat"]},
+                     width, height, is_positive=True),
+        context_item("keypointlabels", {"x": 12.5, "y": 80.2, "width": 0.5, "keypointlabels": ["cat"]},
+                     width, height, is_positive=False),
+        context_item("rectanglelabels", {"x": 10.0, "y": 25.0, "width": 50.0, "height": 50.0, "rotation": 0,
+                                         "rectanglelabels": ["cat"]}, width, height),
+    ]
+    regions = interactive(label_studio, project, "local", *results)
+
+    (brush,) = of_type(regions, "brushlabels")
+    assert brush["value"]["brushlabels"] == ["cat"]
+    pixels = lambda percent, size: percent * size / 100  # noqa: E731
+    expected = client.segment(
+        LOCAL, points=[(pixels(40.0, width), pixels(50.0, height), False), (pixels(12.5, width), pixels(80.2, height), True)],
+        boxes=[(pixels(10.0, width), pixels(25.0, height), pixels(60.0, width), pixels(75.0, height))],
+    ).objects[0].best
+    np.testing.assert_array_equal(decode_brushes([brush])[0], expected.to_numpy())
+
+
+def test_boxes_alone_make_one_mask_each_with_their_own_labels(label_studio, project, client):
+    width, height = 320, 240
+    boxes = [(5.0, 10.0, 40.0, 30.0, "cat"), (50.0, 40.0, 45.0, 55.0, "dog")]  # x, y, width, height in %
+    regions = interactive(label_studio, project, "upload", *[
+        context_item("rectanglelabels", {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
+                                         "rectanglelabels": [label]}, width, height)
+        for x, y, w, h, label in boxes])
+
+    assert of_type(regions, "rectanglelabels") == []  # the labeler's boxes are already there
+    brushes = of_type(regions, "brushlabels")
+    assert [brush["value"]["brushlabels"] for brush in brushes] == [["cat"], ["dog"]]
+    expected = client.segment(UPLOADED, boxes=[(x * width / 100, y * height / 100, (x + w) * width / 100,
+                                                (y + h) * height / 100) for x, y, w, h, _ in boxes])
+    for mask, obj in zip(decode_brushes(brushes), expected.objects, strict=True):
+        np.testing.assert_array_equal(mask, obj.best.to_numpy())
+
+
+def test_a_text_prompt_gives_labelled_boxes_and_their_masks(label_studio, project, client):
+    prompt = context_item("textarea", {"text": [CAPTION]}, 320, 240)
+    regions = interactive(label_studio, project, "upload", prompt)
+
+    expected = client.segment(UPLOADED, text=CAPTION)
+    assert expected.objects, "the demo detector should find something in this image"
+    check_detections(regions, expected)
+
+
+def test_retrieve_predictions_stores_detections_and_masks_for_every_task(label_studio, project, client):
+    answer = label_studio.api("POST", "/api/dm/actions", {"selectedItems": {"all": True, "excluded": []}},
+                              params={"id": "retrieve_tasks_predictions", "project": project["id"]})
+    assert answer["processed_items"] == 2, answer
+
+    stored = label_studio.api("GET", "/api/predictions", params={"project": project["id"]})
+    by_task = {prediction["task"]: prediction for prediction in stored}
+    assert set(by_task) == set(project["tasks"].values())
+    for kind, task_id in project["tasks"].items():
+        prediction = by_task[task_id]
+        assert prediction["model_version"].startswith("labelgate:"), prediction
+        check_detections(prediction["result"], client.segment(project["images"][kind], text=CAPTION))
+
+
+def check_detections(regions: list[dict], expected) -> None:
+    """One rectangle and one brush per detected object, in labelgate's order, equal to its boxes and masks."""
+    rectangles, brushes = of_type(regions, "rectanglelabels"), of_type(regions, "brushlabels")
+    assert len(rectangles) == len(brushes) == len(expected.objects)
+    for rectangle, brush, mask, obj in zip(rectangles, brushes, decode_brushes(brushes), expected.objects):
+        x_min, y_min, x_max, y_max = obj.prompt_box
+        value = rectangle["value"]
+        assert value["x"] == pytest.approx(100 * x_min / expected.width, abs=1e-6)
+        assert value["y"] == pytest.approx(100 * y_min / expected.height, abs=1e-6)
+        assert value["width"] == pytest.approx(100 * (x_max - x_min) / expected.width, abs=1e-6)
+        assert value["height"] == pytest.approx(100 * (y_max - y_min) / expected.height, abs=1e-6)
+        assert rectangle["score"] == pytest.approx(obj.detection_score, abs=1e-6)
+        label = rectangle["value"]["rectanglelabels"][0]
+        assert label in LABELS and (label == obj.label or obj.label not in LABELS)
+        assert brush["value"]["brushlabels"] == [label]
+        np.testing.assert_array_equal(mask, obj.best.to_numpy())
+
+
+def pre_embedded(backend) -> float:
+    match = re.search(r'^labelgate_ls_pre_embedded_images_total\{outcome="ok"\} (\S+)$', backend.get_text("/metrics"),
+                      re.MULTILINE)
+    return float(match.group(1)) if match else 0.0

@@ -1,0 +1,36 @@
+"""Rendezvous routing of images over replicas: stable, spread, and minimal moves on change."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from labelgate.client import endpoints_from_dns, rank_endpoints
+
+ENDPOINTS = [f"10.0.0.{i}:50051" for i in range(1, 5)]
+KEYS = [f"img_{i:032x}" for i in range(2000)]
+
+
+def test_ranking_is_a_stable_permutation():
+    ranked = rank_endpoints("img_1", ENDPOINTS)
+    assert sorted(ranked) == sorted(ENDPOINTS)
+    assert rank_endpoints("img_1", list(reversed(ENDPOINTS))) == ranked  # order of the list is irrelevant
+
+
+def test_images_spread_over_all_replicas():
+    load = Counter(rank_endpoints(key, ENDPOINTS)[0] for key in KEYS)
+    assert set(load) == set(ENDPOINTS)
+    assert all(0.18 * len(KEYS) < count < 0.32 * len(KEYS) for count in load.values())
+
+
+def test_removing_a_replica_moves_only_its_own_images():
+    removed = ENDPOINTS[2]
+    before = {key: rank_endpoints(key, ENDPOINTS) for key in KEYS}
+    after = {key: rank_endpoints(key, [e for e in ENDPOINTS if e != removed])[0] for key in KEYS}
+    moved = [key for key in KEYS if after[key] != before[key][0]]
+    assert moved and all(before[key][0] == removed for key in moved)
+    assert all(after[key] == before[key][1] for key in moved)  # each goes to its second choice
+
+
+def test_endpoints_from_dns_lists_addresses_with_the_port():
+    assert endpoints_from_dns("localhost:50051") and all(e.endswith(":50051") for e in endpoints_from_dns("localhost:50051"))
+    assert endpoints_from_dns("127.0.0.1:7") == ["127.0.0.1:7"]
