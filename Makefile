@@ -8,13 +8,14 @@ WEIGHTS ?= weights
 export PIP_CACHE_DIR := $(CURDIR)/.build/pip-cache
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv run test test-unit demo demo-weights proto proto-check clean help system-deps
+.PHONY: bench bench-deps venv run test test-unit demo demo-weights proto proto-check clean help system-deps
 
 help:
 	@echo "make run         set up .venv, fetch the default weights if missing, serve on $(HOST):$(PORT)"
 	@echo "make test        set up .venv and run the whole test suite"
 	@echo "make demo        offline: demo weights, start a server, segment a sample image -> overlay.png"
 	@echo "make proto       regenerate the gRPC stubs from proto/"
+	@echo "make bench       benchmark side by side (a few minutes): bench/results/bench.{md,json,png}"
 	@echo "make cvat-nuclio build the wheels the CVAT nuclio functions install (then nuctl deploy, see README)"
 
 venv: $(VENV)/.installed
@@ -38,12 +39,22 @@ run: venv
 		exec $(BIN)/labelgate serve --host $(HOST) --port $(PORT) --demo-weights $(WEIGHTS)/demo; \
 	else exit $$status; fi
 
-test: venv system-deps proto-check label-studio-env triton-env
+test: venv system-deps proto-check label-studio-env triton-env bench-deps
 	$(LABEL_STUDIO_ENV)/bin/python -m pytest -q clients/label_studio/tests
 	$(BIN)/python -m pytest -q tests
 
 test-unit: venv system-deps
 	$(BIN)/python -m pytest -q tests/unit
+
+# Side-by-side benchmark (a few minutes on 2 CPU cores): bench/results/bench.{md,json,png}
+bench: venv bench-deps
+	$(BIN)/labelgate bench --out bench/results
+
+bench-deps: $(VENV)/.bench-installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
 
 demo: venv
 	$(BIN)/python scripts/demo.py --weights $(WEIGHTS)/demo --out overlay.png

@@ -19,9 +19,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -180,24 +183,32 @@ class EngineRunner:
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if n not in self.inputs]
 
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch, trt = self._torch, self._trt
-        keep = []
+    def infer(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """CUDA tensors in (contiguous, the engine's dtypes), CUDA tensors out."""
+        torch = self._torch
         for name in self.inputs:
-            array = np.ascontiguousarray(inputs[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
-            tensor = torch.from_numpy(array).cuda()
-            keep.append(tensor)
-            self.context.set_input_shape(name, tuple(array.shape))
+            tensor = inputs[name]
+            self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
         outputs = {}
         for name in self.outputs:
-            dtype = trt.nptype(self.engine.get_tensor_dtype(name))
-            shape = tuple(self.context.get_tensor_shape(name))
-            tensor = torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device="cuda")
+            dtype = np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))
+            tensor = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=getattr(torch, dtype.name), device="cuda")
             outputs[name] = tensor
             self.context.set_tensor_address(name, tensor.data_ptr())
         stream = torch.cuda.current_stream()
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
         stream.synchronize()
-        return {name: tensor.cpu().numpy() for name, tensor in outputs.items()}
+        return outputs
+
+    def cuda_inputs(self, inputs: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """numpy arrays -> contiguous CUDA tensors in the engine's input dtypes."""
+        tensors = {}
+        for name in self.inputs:
+            dtype = self._trt.nptype(self.engine.get_tensor_dtype(name))
+            tensors[name] = self._torch.from_numpy(np.ascontiguousarray(inputs[name], dtype=dtype)).cuda()
+        return tensors
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: tensor.cpu().numpy() for name, tensor in self.infer(self.cuda_inputs(inputs)).items()}

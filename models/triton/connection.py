@@ -114,7 +114,7 @@ class TritonConnection:
         status = str(getattr(error, "status", lambda: None)() or "")
         message = getattr(error, "message", lambda: str(error))() or type(error).__name__
         if isinstance(error, (ConnectionError, OSError)) or status in _UNREACHABLE:
-            return NotReady(f"Triton at {self.url} is unreachable ({message}); labelgate serves again once it is back")
+            return NotReady(f"Triton at {self.url} is unavailable: {message}")
         if model is not None and status == "StatusCode.NOT_FOUND":
             return NotReady(f"Triton at {self.url} has no model {model!r} ready ({message})")
         if isinstance(error, Exception) and not status:

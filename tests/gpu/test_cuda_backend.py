@@ -14,7 +14,7 @@ def _iou(a, b):
     return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
 
 
-@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
 def test_sam2_cuda_masks_match_cpu(demo_weights, dtype):
     from labelgate.models.backend import DecodeItem, SamPrompt
     from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES

@@ -1,15 +1,17 @@
 """Run with the Label Studio venv's Python: decodes brush RLEs with Label Studio's own codec.
 
-stdin: JSON [{rle, height, width}, ...]; stdout: JSON [H x W nested lists of 0/1, ...].
+stdin: JSON [{rle, height, width}, ...]; stdout: an .npz with one H x W bool array per item
+(mask0, mask1, ...).
 """
 
 import json
 import sys
 
+import numpy as np
 from label_studio_sdk.converter.brush import decode_rle
 
-masks = []
-for item in json.load(sys.stdin):
+masks = {}
+for index, item in enumerate(json.load(sys.stdin)):
     rgba = decode_rle(item["rle"]).reshape(item["height"], item["width"], 4)
-    masks.append((rgba[:, :, 3] > 0).astype(int).tolist())
-json.dump(masks, sys.stdout)
+    masks[f"mask{index}"] = rgba[:, :, 3] > 0
+np.savez(sys.stdout.buffer, **masks)

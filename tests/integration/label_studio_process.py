@@ -5,6 +5,7 @@ Studio's own codec (label_studio_brush_decode.py), which this venv does not have
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -152,4 +153,5 @@ def decode_brushes(regions: list[dict]) -> list[np.ndarray]:
                           for r in regions])
     decoded = subprocess.run([str(VENV_BIN / "python"), str(Path(__file__).with_name("label_studio_brush_decode.py"))],
                              input=payload.encode(), capture_output=True, check=True, timeout=120)
-    return [np.asarray(mask, dtype=bool) for mask in json.loads(decoded.stdout)]
+    with np.load(io.BytesIO(decoded.stdout)) as masks:
+        return [masks[f"mask{index}"] for index in range(len(regions))]

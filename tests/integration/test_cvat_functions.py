@@ -239,3 +239,4 @@ def test_interaction_function_through_the_cvat_agent(server, client):
     np.testing.assert_array_equal(decode_mask(shape.points, image_width=W, image_height=H),
                                   labelgate_mask(client, points=[(60, 50)], multimask=True))
     assert len(function.client._image_ids) == 1
+    function.client.close()

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from label_studio_process import decode_brushes, start_backend, start_label_studio
+from label_studio_process import ApiError, decode_brushes, start_backend, start_label_studio
 from labelgate.client import Client
 from reference import encode, random_image
 
@@ -117,6 +117,13 @@ def test_backend_health_and_setup_follow_the_ml_backend_protocol(backend, projec
     assert '"status":"UP"' in backend.get_text("/health").replace(" ", "")
     ml = label_studio.api("GET", f"/api/ml/{project['ml']}")
     assert ml["model_version"].startswith("labelgate:sam2_demo@"), ml
+
+
+def test_label_studio_refuses_to_connect_a_config_without_a_mask_or_box_control_and_says_why(label_studio, backend):
+    config = '<View><Image name="image" value="$image"/><KeyPointLabels name="k" toName="image"/></View>'
+    project = label_studio.api("POST", "/api/projects", {"title": "no outputs", "label_config": config})
+    with pytest.raises(ApiError, match="no <BrushLabels>, <RectangleLabels> or <PolygonLabels>"):
+        label_studio.api("POST", "/api/ml", {"url": backend.url, "project": project["id"], "title": "labelgate"})
 
 
 def test_imported_tasks_are_embedded_in_the_background(backend, project):

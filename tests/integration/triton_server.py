@@ -33,10 +33,12 @@ def _venv_python_facts() -> dict:
     python = TRITON_ENV / "bin" / "python"
     if not python.exists():
         raise RuntimeError(f"no Triton environment at {TRITON_ENV}: run `make triton-env`")
+    # find_spec, not import: the wheel is installed without its Python API's dependencies.
     code = (
-        "import json, sys, sysconfig, pytriton;"
+        "import importlib.util, json, sys, sysconfig;"
         "print(json.dumps({'version': f'{sys.version_info[0]}.{sys.version_info[1]}',"
-        " 'libdir': sysconfig.get_config_var('LIBDIR'), 'pytriton': pytriton.__path__[0]}))"
+        " 'libdir': sysconfig.get_config_var('LIBDIR'),"
+        " 'pytriton': importlib.util.find_spec('pytriton').submodule_search_locations[0]}))"
     )
     return json.loads(subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout)
 
@@ -131,13 +133,21 @@ class TritonServer:
                 self.process.wait()
         self.process = None
 
-    def batch_sizes(self, model: str) -> dict[int, int]:
-        """Triton's statistics: executions per batch size of `model` since it started."""
+    def statistics(self, model: str) -> dict:
+        """Triton's statistics of `model` since the server started (JSON form)."""
         import tritonclient.grpc as triton
 
         client = triton.InferenceServerClient(self.url)
         try:
-            stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+            return client.get_inference_statistics(model, as_json=True)["model_stats"][0]
         finally:
             client.close()
+
+    def batch_sizes(self, model: str) -> dict[int, int]:
+        """Executions per batch size."""
+        stats = self.statistics(model)
         return {int(entry["batch_size"]): int(entry["compute_infer"]["count"]) for entry in stats.get("batch_stats", [])}
+
+    def inference_count(self, model: str) -> int:
+        """Rows inferred (a batched execution counts each of its rows)."""
+        return int(self.statistics(model).get("inference_count", 0))

@@ -26,7 +26,7 @@ DEPLOY = ROOT / "deploy"
 KUBERNETES_VERSION = "1.33.0"
 DOCKERFILES = sorted((DEPLOY / "docker").glob("*.Dockerfile"))
 MANIFESTS = sorted(p for p in (DEPLOY / "k8s").glob("*.yaml") if p.name != "kustomization.yaml")
-# Flags of the Triton backend (its own issue); the manifests carry them ready to switch on.
+# The Triton backend's flags: in the manifests, ready to switch on (commented out in the ConfigMap).
 TRITON_VARIABLES = {"LABELGATE_BACKEND", "LABELGATE_TRITON_URL"}
 SETTINGS_VARIABLES = {f"LABELGATE_{f.name.upper()}" for f in fields(Settings)}
 

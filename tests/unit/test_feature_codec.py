@@ -76,3 +76,9 @@ def test_fp16_features_keep_demo_model_masks_within_iou_0999(demo_weights):
     backend = Sam2TorchBackend.from_checkpoint(SAM2_DEMO_CONFIG, demo_paths(demo_weights)[0], "cpu", SAM2_DEMO_OVERRIDES)
 
     assert bench.min_mask_iou(backend, bench.sample_images(2), FP16_TENSORS) >= bench.IOU_BAR
+
+
+def test_torch_features_for_a_backend_whose_device_is_not_a_torch_device_land_on_the_cpu():
+    """The Triton backend keeps CPU tensors and names its device triton:URL."""
+    restored = decode_features(encode_features(_features(torch.from_numpy)), "torch", "triton:127.0.0.1:8001")
+    assert restored.image_embed.device == torch.device("cpu")

@@ -1,0 +1,78 @@
+"""`labelgate bench --quick` runs end to end against real servers and writes a complete table,
+JSON file and chart. (Benchmarks are not timed tests: nothing here asserts a speed.)"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+EXPECTED_ROWS = {
+    "repeat_click", "versus_baseline", "service_overhead", "payload", "text_to_masks",
+    *(f"batching_{kind}_c{c}" for kind in ("decoder", "encoder") for c in (1, 4, 8, 16)),
+}
+TARGETED = {"repeat_click", "versus_baseline", "service_overhead", "payload", "batching_decoder_c8", "batching_encoder_c8"}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-results")
+    work = tmp_path_factory.mktemp("bench-work")
+    completed = subprocess.run(
+        [sys.executable, "-m", "labelgate.server.cli", "bench", "--quick", "--device", "cpu", "--out", str(out),
+         "--work", str(work)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+    return out, completed.stdout
+
+
+def test_json_has_every_row_with_a_finite_ratio_of_two_measured_sides(bench_run):
+    out, _ = bench_run
+    data = json.loads((out / "bench.json").read_text())
+    rows = {row["key"]: row for row in data["rows"]}
+    assert set(rows) == EXPECTED_ROWS
+    for key, row in rows.items():
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0, key
+        sides = list(row["parts"].values())
+        assert len(sides) == 2 and all(value > 0 for value in sides), key
+        assert row["ratio"] == pytest.approx(sides[0] / sides[1], rel=1e-9), key
+        assert (row["target"] is not None) == (key in TARGETED), key
+        assert row["met"] in ((True, False) if row["target"] else (None,)), key
+    assert data["config"]["quick"] is True and data["config"]["device"] == "cpu"
+    assert data["gpu"] == []
+
+
+def test_json_keeps_the_samples_behind_the_medians(bench_run):
+    out, _ = bench_run
+    data = json.loads((out / "bench.json").read_text())
+    samples = data["latency_samples_s"]
+    for name in ("cold click", "repeat click", "usual backend click", "gRPC cached click", "in-process decoder call",
+                 "Segment(text)", "Detect + Segment(boxes)"):
+        assert len(samples[name]) >= 3 and all(s > 0 for s in samples[name]), name
+    for kind in ("decoder", "encoder"):
+        for mode in ("on", "off"):
+            assert sorted(int(c) for c in data["throughput_req_per_s"][kind][mode]) == [1, 4, 8, 16]
+
+
+def test_table_is_printed_and_written_with_one_line_per_row(bench_run):
+    out, stdout = bench_run
+    table = (out / "bench.md").read_text()
+    lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| #")]
+    assert len(lines) == len(EXPECTED_ROWS)
+    assert table.strip() in stdout
+    for title in ("Repeat click", "Versus the usual backend", "Service overhead", "Batching, decoder-bound, concurrency 8",
+                  "Batching, encoder-bound, concurrency 16", "Payload", "Text to masks"):
+        assert any(f"| {title} |" in line for line in lines), title
+    assert " ms" not in table  # CPU runs report ratios only
+
+
+def test_chart_is_a_real_png(bench_run):
+    out, _ = bench_run
+    with Image.open(out / "bench.png") as chart:
+        assert chart.format == "PNG"
+        assert chart.width >= 800 and chart.height >= 300

@@ -1,0 +1,222 @@
+"""labelgate in front of a real tritonserver (python-flavor repository of the demo models' ONNX graphs):
+the public gRPC API gives the torch results, Triton batches concurrent requests, features are
+cached like torch ones, and a Triton outage is UNAVAILABLE / NOT_SERVING until it comes back."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2
+
+from labelgate.v1 import labelgate_pb2 as pb
+from reference import decode_rle, encode, grounding_dino_reference, iou, random_image, sam2_predictor
+from server_process import start_server
+from triton_server import TritonServer
+
+GDINO_SIZE = (320, 480)  # the fixed input size the demo Grounding DINO graph was exported at
+IMAGES = {"landscape": random_image(31, 240, 360), "portrait": random_image(32, 401, 223)}
+# (points [(x, y, negative)], boxes [(x1, y1, x2, y2)]) in fractions of the image size.
+PROMPTS = {
+    "points": ([(0.3, 0.4, False), (0.7, 0.6, True), (0.2, 0.8, False)], []),
+    "box": ([], [(0.1, 0.2, 0.6, 0.9)]),
+    "point and box": ([(0.4, 0.5, False)], [(0.2, 0.2, 0.8, 0.8)]),
+    "several boxes": ([], [(0.1, 0.2, 0.6, 0.9), (0.0, 0.0, 1.0, 1.0), (0.5, 0.5, 0.7, 0.6)]),
+}
+
+
+@pytest.fixture(scope="module")
+def triton(demo_onnx, tmp_path_factory):
+    from labelgate.server.cli import main
+
+    repository = tmp_path_factory.mktemp("triton-repo")
+    assert main(["export", "triton-repo", "--onnx", str(demo_onnx), "--out", str(repository), "--flavor", "python",
+                 "--onnxruntime-threads", "1"]) == 0
+    running = TritonServer(repository, tmp_path_factory.mktemp("triton")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def server(demo_weights, triton, tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("server"), demo_weights, "--backend", "triton", "--triton-url", triton.url)
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    return server.stub()
+
+
+@pytest.fixture(scope="module")
+def predictor(demo_weights):
+    return sam2_predictor(demo_weights)
+
+
+@pytest.fixture(scope="module")
+def detector_reference(demo_weights):
+    """transformers alone (the torch path's processor and model), with images resized to the graph's size."""
+    import torch
+
+    processor, model = grounding_dino_reference(demo_weights)
+
+    def detect(image, caption, box_threshold, text_threshold):
+        size = {"height": GDINO_SIZE[0], "width": GDINO_SIZE[1]}
+        inputs = processor(images=image, text=caption, return_tensors="pt", size=size)
+        with torch.inference_mode():
+            outputs = model(**inputs)
+        return processor.post_process_grounded_object_detection(
+            outputs, inputs.input_ids, threshold=box_threshold, text_threshold=text_threshold, target_sizes=[image.shape[:2]]
+        )[0]
+
+    return detect
+
+
+def _scaled(prompt, image):
+    height, width = image.shape[:2]
+    points, boxes = prompt
+    return (
+        [(x * width, y * height, neg) for x, y, neg in points],
+        [(x0 * width, y0 * height, x1 * width, y1 * height) for x0, y0, x1, y1 in boxes],
+    )
+
+
+def _request(image_message, points, boxes, multimask=False, **fields):
+    return pb.SegmentRequest(
+        image=image_message,
+        points=[pb.Point(x=x, y=y, negative=neg) for x, y, neg in points],
+        boxes=[pb.Box(x_min=a, y_min=b, x_max=c, y_max=d) for a, b, c, d in boxes],
+        multimask_output=multimask,
+        **fields,
+    )
+
+
+def _predict(predictor, image, points, boxes, multimask):
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(
+        point_coords=np.array([(x, y) for x, y, _ in points], np.float32) if points else None,
+        point_labels=np.array([0 if neg else 1 for *_, neg in points], np.int32) if points else None,
+        box=np.array(boxes, np.float32) if boxes else None,
+        multimask_output=multimask,
+    )
+    if masks.ndim == 3:
+        masks, scores = masks[None], scores[None]
+    return masks.astype(bool), scores
+
+
+def _assert_same_masks(response, expected_masks, expected_scores):
+    assert len(response.objects) == expected_masks.shape[0]
+    for obj, masks, scores in zip(response.objects, expected_masks, expected_scores):
+        assert len(obj.masks) == len(masks)
+        for message, mask, score in zip(obj.masks, masks, scores):
+            assert iou(decode_rle(message), mask) >= 0.999
+            assert message.score == pytest.approx(float(score), abs=1e-4)
+
+
+@pytest.mark.parametrize("image_name", sorted(IMAGES))
+@pytest.mark.parametrize("prompt_name", sorted(PROMPTS))
+@pytest.mark.parametrize("multimask", [False, True])
+def test_segment_through_triton_equals_the_torch_predictor(stub, predictor, image_name, prompt_name, multimask):
+    image = IMAGES[image_name]
+    points, boxes = _scaled(PROMPTS[prompt_name], image)
+    response = stub.Segment(_request(pb.Image(data=encode(image)), points, boxes, multimask))
+    _assert_same_masks(response, *_predict(predictor, image, points, boxes, multimask))
+
+
+@pytest.mark.parametrize("caption", ["cat . dog .", "a red car . person . tree ."])
+@pytest.mark.parametrize("thresholds", [(0.35, 0.25), (0.05, 0.05)])
+def test_detect_through_triton_equals_transformers(stub, detector_reference, caption, thresholds):
+    image = IMAGES["landscape"]
+    response = stub.Detect(pb.DetectRequest(image=pb.Image(data=encode(image)), text=caption,
+                                            box_threshold=thresholds[0], text_threshold=thresholds[1]))
+    expected = detector_reference(image, caption, *thresholds)
+    assert len(response.detections) == len(expected["scores"]) > 0
+    for detection, box, score, label in zip(response.detections, expected["boxes"], expected["scores"], expected["text_labels"]):
+        assert detection.label == label
+        assert detection.score == pytest.approx(float(score), abs=1e-4)
+        got = (detection.box.x_min, detection.box.y_min, detection.box.x_max, detection.box.y_max)
+        assert got == pytest.approx(box.tolist(), abs=1e-3)
+
+
+def test_text_segment_through_triton_equals_detect_then_predict(stub, predictor, detector_reference):
+    image = IMAGES["portrait"]
+    response = stub.Segment(_request(pb.Image(data=encode(image)), [], [], text="cat . dog ."))
+    found = detector_reference(image, "cat . dog .", 0.35, 0.25)
+    boxes = found["boxes"].tolist()
+    assert [o.label for o in response.objects] == list(found["text_labels"]) and boxes
+    for obj, box in zip(response.objects, boxes):
+        got = (obj.prompt_box.x_min, obj.prompt_box.y_min, obj.prompt_box.x_max, obj.prompt_box.y_max)
+        assert got == pytest.approx(box, abs=1e-3)
+    _assert_same_masks(response, *_predict(predictor, image, [], boxes, False))
+
+
+def test_list_models_names_the_triton_models(stub, triton):
+    models = {m.kind: m for m in stub.ListModels(pb.ListModelsRequest()).models}
+    assert models["sam2"].name == "sam2_demo" and models["grounding_dino"].name == "grounding_dino_demo"
+    assert all(m.device == f"triton:{triton.url}" and m.version for m in models.values())
+
+
+def test_a_click_on_cached_features_calls_only_the_triton_decoder(stub, triton):
+    embedded = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(33, 200, 300)))))
+    encodes, decodes = triton.inference_count("sam2_image_encoder"), triton.inference_count("sam2_mask_decoder")
+
+    clicks = [stub.Segment(_request(pb.Image(image_id=embedded.image_id), [(50 + i, 60, False)], [])) for i in range(3)]
+
+    assert all(click.cache_hit for click in clicks)
+    assert triton.inference_count("sam2_image_encoder") == encodes
+    assert triton.inference_count("sam2_mask_decoder") == decodes + 3
+
+
+def test_concurrent_requests_are_batched_by_triton(stub, triton):
+    embedded = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(34, 240, 320)))))
+    before = triton.batch_sizes("sam2_mask_decoder")
+
+    def click(index):
+        return stub.Segment(_request(pb.Image(image_id=embedded.image_id), [(20 + 10 * index, 40, False)], []))
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(click, range(16)))
+
+    assert all(len(r.objects) == 1 for r in responses)
+    after = triton.batch_sizes("sam2_mask_decoder")
+    batched = {size: count - before.get(size, 0) for size, count in after.items() if size > 1 and count > before.get(size, 0)}
+    assert batched, f"no decoder execution with batch size > 1: {after}"
+
+
+def _wait_for(condition, what: str, timeout_s: float = 90):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout_s} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def _health(server):
+    try:
+        return server.health()
+    except grpc.RpcError:
+        return None
+
+
+def test_triton_down_is_unavailable_naming_it_and_back_serves_again(server, stub, triton):
+    """Runs last in this module: it stops and restarts the module's Triton."""
+    image_id = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(35, 180, 240))))).image_id
+    click = _request(pb.Image(image_id=image_id), [(100, 90, False)], [])
+    assert stub.Segment(click).objects
+
+    triton.stop()
+    with pytest.raises(grpc.RpcError) as failure:
+        stub.Segment(click)
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert triton.url in failure.value.details()
+    _wait_for(lambda: _health(server) == health_pb2.HealthCheckResponse.NOT_SERVING, "health NOT_SERVING")
+
+    triton.start()
+    _wait_for(lambda: _health(server) == health_pb2.HealthCheckResponse.SERVING, "health SERVING again")
+    again = stub.Segment(click)
+    assert again.cache_hit and len(again.objects) == 1
+    assert stub.Detect(pb.DetectRequest(image=pb.Image(image_id=image_id), text="cat .")).image_id == image_id
