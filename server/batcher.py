@@ -1,9 +1,12 @@
 """Dynamic batching: requests that arrive together run as one model call.
 
-A batch closes when it is full or when its oldest request has waited `max_delay`. Requests whose
-caller has gone (cancelled) or whose deadline has passed are dropped before the call. A full queue
-fails fast with `Overloaded`. Model calls run on one worker thread per batcher, so the event loop
-stays free and a model is never entered twice at once.
+A batch closes when it is full or when its oldest request has waited `max_delay`. Waiting only
+pays under load, so a batch waits for company only when requests are coming in together (the
+previous batch had several, or its oldest request came within `max_delay` of the one before): a
+labeler clicking alone is never held back. Requests whose caller has gone (cancelled) or whose
+deadline has passed are dropped before the call. A full queue fails fast with `Overloaded`.
+Model calls run on one worker thread per batcher, so the event loop stays free and a model is
+never entered twice at once.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class _Pending(Generic[T]):
     future: asyncio.Future
     deadline: float | None  # event-loop time
     enqueued: float
+    since_previous: float  # seconds since the request before it arrived
 
 
 class DynamicBatcher(Generic[T, R]):
@@ -54,6 +58,8 @@ class DynamicBatcher(Generic[T, R]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{model}")
         self._worker: asyncio.Task | None = None
         self._closed = False
+        self._last_arrival = float("-inf")
+        self._last_batch_size = 0
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.stage}")
@@ -73,7 +79,9 @@ class DynamicBatcher(Generic[T, R]):
             )
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append(_Pending(item, future, deadline, loop.time()))
+        now = loop.time()
+        self._pending.append(_Pending(item, future, deadline, now, now - self._last_arrival))
+        self._last_arrival = now
         self._wakeup.set()
         return await future
 
@@ -105,7 +113,7 @@ class DynamicBatcher(Generic[T, R]):
         while not self._pending:
             self._wakeup.clear()
             await self._wakeup.wait()
-        close_at = self._pending[0].enqueued + self.max_delay_s
+        close_at = self._pending[0].enqueued + (self.max_delay_s if self._company_expected() else 0.0)
         while len(self._pending) < self.max_batch_size:
             remaining = close_at - loop.time()
             if remaining <= 0:
@@ -116,7 +124,14 @@ class DynamicBatcher(Generic[T, R]):
             except asyncio.TimeoutError:
                 break
         size = min(self.max_batch_size, len(self._pending))
+        self._last_batch_size = size
         return [self._pending.popleft() for _ in range(size)]
+
+    def _company_expected(self) -> bool:
+        """Whether others are likely to join the oldest request soon: under load, not a lone caller."""
+        if self._last_batch_size > 1 or len(self._pending) > 1:
+            return True
+        return self._pending[0].since_previous < self.max_delay_s
 
     def _live(self, batch: list[_Pending[T]], now: float) -> list[_Pending[T]]:
         live = []

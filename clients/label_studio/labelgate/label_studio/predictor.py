@@ -97,7 +97,9 @@ class Predictor:
             raise PredictError("batch predictions need labels: add <Label value=...> to the BrushLabels, "
                                "RectangleLabels or PolygonLabels of the labeling config")
         with self.metrics.time("batch"), ThreadPoolExecutor(max_workers=self.options.workers) as pool:
-            embedded = list(pool.map(lambda task: self._try(self._embed, task, config), tasks))
+            # Detect-only configs need no SAM 2 features.
+            embedded = (list(pool.map(lambda task: self._try(self._embed, task, config), tasks)) if config.wants_masks
+                        else [None] * len(tasks))
             outcomes = list(pool.map(
                 lambda task, error: error or self._try(self._text_regions, task, config, caption), tasks, embedded))
         version = self.model_version()
@@ -115,8 +117,11 @@ class Predictor:
         return predictions
 
     def pre_embed_in_background(self, tasks: Sequence[Mapping], label_config: str) -> int:
-        """Queues the tasks' images for embedding; returns how many were queued."""
+        """Queues the tasks' images for embedding; returns how many were queued (none when the
+        config has no mask control: then SAM 2 never sees the images)."""
         config = parse_label_config(label_config)
+        if not config.wants_masks:
+            return 0
         for task in tasks:
             self._background.submit(self._pre_embed, task, config)
         return len(tasks)
