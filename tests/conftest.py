@@ -32,7 +32,7 @@ def demo_weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_onnx(demo_weights, tmp_path_factory) -> Path:
     """`labelgate export onnx --demo-weights` output: the three graphs + labelgate.json."""
-    from labelgate.server.cli import main
+    from labelgate.models.export.cli import main
 
     directory = tmp_path_factory.mktemp("onnx")
     assert main(["export", "onnx", "--demo-weights", str(demo_weights), "--out", str(directory), "--no-check"]) == 0

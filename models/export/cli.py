@@ -220,3 +220,15 @@ def _triton_repo(args: argparse.Namespace) -> int:
 def _tensorrt(args: argparse.Namespace) -> int:
     args.out = args.repo
     return _triton_repo(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m labelgate.models.export.cli ...`: the export commands alone (no gRPC client imports)."""
+    parser = argparse.ArgumentParser(prog="labelgate")
+    add_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

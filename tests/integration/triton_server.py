@@ -151,3 +151,28 @@ class TritonServer:
     def inference_count(self, model: str) -> int:
         """Rows inferred (a batched execution counts each of its rows)."""
         return int(self.statistics(model).get("inference_count", 0))
+
+
+def main() -> None:
+    """`python tests/integration/triton_server.py REPOSITORY [--port 8001]`: serve a repository on the
+    CPU with the bundled tritonserver until Ctrl-C (the offline path of the README)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("repository", type=Path)
+    parser.add_argument("--port", type=int, default=8001, help="gRPC port on 127.0.0.1 (default: 8001)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        server = TritonServer(args.repository.resolve(), Path(workdir), grpc_port=args.port).start()
+        print(f"Triton serving {args.repository} at {server.url} (log: {server.log_path}); Ctrl-C stops it", flush=True)
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

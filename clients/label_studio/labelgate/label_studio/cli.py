@@ -24,7 +24,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.label_studio_url:
         log.warning("LABEL_STUDIO_URL is not set: only tasks whose images are plain http(s) URLs will work")
-    client = Client(settings.labelgate_server, timeout=settings.labelgate_timeout)
+    try:  # LABELGATE_AUTH_TOKEN, LABELGATE_TLS_CA, ...: the SDK reads them (see Client.from_env)
+        client = Client.from_env(target=settings.labelgate_server, timeout=settings.labelgate_timeout)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"labelgate-label-studio: {error}") from None
     fetcher = ImageFetcher(settings.label_studio_url, settings.label_studio_api_key)
     metrics = BackendMetrics()
     options = PredictorOptions(box_threshold=settings.box_threshold, text_threshold=settings.text_threshold,

@@ -20,7 +20,7 @@ import requests
 from labelgate.label_studio.auth import LabelStudioAuth, LabelStudioAuthError
 
 _CLOUD_SCHEMES = ("s3:", "gs:", "azure-blob:")
-_HTML = ("text/html", "application/json")
+_NOT_IMAGES = ("text/html", "application/json")  # a login page or an API error
 
 
 class ImageFetchError(RuntimeError):
@@ -98,7 +98,7 @@ class ImageFetcher:
         if status >= 400:
             raise ImageFetchError(f"downloading image {reference!r} from {url} failed: HTTP {status}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type in _HTML:
+        if content_type in _NOT_IMAGES:
             raise ImageFetchError(f"{url} answered with {content_type}, not an image (a login page? check "
                                   "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
         if not response.content:

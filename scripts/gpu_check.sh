@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Every GPU check in one run (under 8 minutes), ending with one table:
+#   - tests/gpu: the torch backends on CUDA (fp32, bf16, fp16) against the CPU, and TensorRT engines
+#     (fp32, fp16) built by `labelgate export tensorrt` against ONNX Runtime (where TensorRT is installed);
+#   - scripts/gpu_benchmark.py: PyTorch eager against TensorRT engines on the official architectures.
+#
+# Usage:
+#   scripts/gpu_check.sh prepare   on a machine with a package registry: download what a GPU machine
+#                                  without network lacks into .build/gpu-wheels (~1 MB; carry that folder)
+#   scripts/gpu_check.sh           on the GPU machine: a venv in .build/gpu-venv on top of the machine's own
+#                                  CUDA PyTorch (--system-site-packages), filled from .build/gpu-wheels when
+#                                  present, else from the package index; then the checks and the table.
+# TensorRT itself (about 1 GB of wheels) is used where the machine has it, or installed from the index
+# where one is reachable (LABELGATE_TENSORRT_PACKAGE, default tensorrt); without it the engine checks
+# say "skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+WHEELS=.build/gpu-wheels
+VENV=.build/gpu-venv
+WORK=.build/gpu-check
+BUDGET_S=${LABELGATE_GPU_CHECK_BUDGET_S:-450}
+# What labelgate's model code and tests/gpu import beyond a CUDA PyTorch image (torch, torchvision,
+# transformers, onnx, onnxruntime, numpy, pillow, opencv, pytest are expected there).
+PACKAGES="sam2==1.1.0 hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 iopath==0.1.10 pytest-asyncio==1.5.0"
+
+if [ "${1:-}" = "prepare" ]; then
+    mkdir -p "$WHEELS"
+    exec "$PYTHON" -m pip download -q --no-deps -d "$WHEELS" $PACKAGES
+fi
+
+started=$(date +%s)
+mkdir -p "$WORK"
+log() { echo "[gpu_check $(($(date +%s) - started))s] $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV on top of $($PYTHON -c 'import sys, torch; print(sys.executable, "torch", torch.__version__)')"
+    "$PYTHON" -m venv --system-site-packages "$VENV" || exit 1
+fi
+PIP=("$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps)
+export SAM2_BUILD_CUDA=0 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+if [ -d "$WHEELS" ]; then
+    log "installing from $WHEELS"
+    "${PIP[@]}" --no-index --find-links "$WHEELS" $PACKAGES || exit 1
+else
+    log "installing from the package index"
+    "${PIP[@]}" $PACKAGES || exit 1
+fi
+"${PIP[@]}" -e clients/python -e . >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; exit 1; }
+if ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q "${LABELGATE_TENSORRT_PACKAGE:-tensorrt}" >"$WORK/tensorrt.log" 2>&1 \
+        && log "installed TensorRT" || log "TensorRT not installed (no index reachable?): engine checks will be skipped"
+fi
+"$VENV/bin/python" - <<'EOF' || exit 1
+import torch
+assert torch.cuda.is_available(), "no CUDA GPU visible: nothing to check"
+print("GPU:", torch.cuda.get_device_name(), "| torch", torch.__version__)
+EOF
+
+log "tests/gpu"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/gpu --junitxml="$WORK/junit.xml" -o junit_family=xunit1 \
+    >"$WORK/pytest.log" 2>&1
+tests_status=$?
+tail -n 30 "$WORK/pytest.log"
+
+left=$((BUDGET_S - ($(date +%s) - started)))
+log "benchmark (budget ${left}s)"
+"$VENV/bin/python" scripts/gpu_benchmark.py --budget-s "$((left > 30 ? left : 30))" >"$WORK/bench.tsv" 2>"$WORK/bench.log"
+bench_status=$?
+[ $bench_status -eq 0 ] || tail -n 20 "$WORK/bench.log"
+
+"$VENV/bin/python" - "$WORK/junit.xml" "$WORK/bench.tsv" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+rows = []
+junit, bench = Path(sys.argv[1]), Path(sys.argv[2])
+if junit.exists():
+    for case in ET.parse(junit).iter("testcase"):
+        name = f"{case.get('classname', '').split('.')[-1]}::{case.get('name')}"
+        outcome = "passed"
+        for tag in ("failure", "error", "skipped"):
+            found = case.find(tag)
+            if found is not None:
+                reason = (found.get("message") or "").splitlines()[0][:70] if found.get("message") else ""
+                outcome = {"failure": "FAILED", "error": "ERROR", "skipped": "skipped"}[tag] + (f": {reason}" if reason else "")
+        rows.append(("test", name, outcome, ""))
+else:
+    rows.append(("test", "tests/gpu", "no result (pytest did not run)", ""))
+if bench.exists():
+    for line in bench.read_text().splitlines():
+        if line.startswith("bench\t"):
+            rows.append(("bench", *(line.split("\t") + ["", "", ""])[1:4]))
+widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+print()
+print("  ".join(h.ljust(w) for h, w in zip(("kind", "check / measure", "result", "unit"), widths)))
+print("  ".join("-" * w for w in widths))
+for row in rows:
+    print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+EOF
+log "done"
+exit $((tests_status == 0 || tests_status == 5 ? 0 : 1))
