@@ -53,7 +53,7 @@ def gpu_rows(models: Models, image_size: tuple[int, int]) -> list[dict]:
                            np.zeros((0, 4), np.float32), False)
         sam2.decode([DecodeItem(features, prompt)])
         measures["click (decoder) p50"][1][dtype] = _cuda_timed(lambda: sam2.decode([DecodeItem(features, prompt)]), 30) * 1000
-        autocast = contextlib.nullcontext() if dtype == "fp32" else torch.autocast("cuda", dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[dtype]))
+        autocast = contextlib.nullcontext() if dtype == "fp32" else torch.autocast("cuda", dtype=sam2.dtype)
         item = DetectItem(images[0], "car . person .", 0.35, 0.25)
         with autocast:
             detector.detect([item])

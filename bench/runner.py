@@ -7,6 +7,7 @@ import datetime
 import os
 import platform
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = No
         rows = []
         for step in (scenarios.repeat_click, scenarios.versus_baseline, scenarios.service_overhead, scenarios.batching,
                      scenarios.payload, scenarios.text_to_masks):
-            print(f"  measuring {step.__name__.replace('_', ' ')}", flush=True)
+            started = time.monotonic()
             result = step()
+            print(f"  measured {step.__name__.replace('_', ' ')} ({time.monotonic() - started:.0f} s)", flush=True)
             rows += result if isinstance(result, list) else [result]
     finally:
         for server in (servers.batched, servers.unbatched, servers.baseline):

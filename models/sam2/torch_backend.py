@@ -83,16 +83,20 @@ class Sam2TorchBackend:
     def decode(self, items: Sequence[DecodeItem]) -> list[DecodedMasks | Exception]:
         results: list[DecodedMasks | Exception | None] = [None] * len(items)
         # Only prompts with the same token count can share a forward pass: padding would change
-        # the attention and so the masks.
-        groups: dict[tuple[int, bool], list[tuple[int, torch.Tensor, torch.Tensor]]] = defaultdict(list)
+        # the attention and so the masks. On a CPU, requests do not share one at all: there a
+        # forward pass costs the sum of its prompts and more (eight requests' activations and
+        # copied features no longer fit in cache), so each request runs alone, as unbatched.
+        shared = self.device.type != "cpu"
+        groups: dict[tuple[int, bool, int], list[tuple[int, torch.Tensor, torch.Tensor]]] = defaultdict(list)
         for index, item in enumerate(items):
             try:
                 coords, labels = prompt_tokens(self.transforms, item.prompt, item.features.orig_hw, self.device)
             except Exception as error:
                 results[index] = error
                 continue
-            groups[(coords.shape[1], item.prompt.multimask_output)].append((index, coords, labels))
-        for (_, multimask), members in groups.items():
+            key = (coords.shape[1], item.prompt.multimask_output, -1 if shared else index)
+            groups[key].append((index, coords, labels))
+        for (_, multimask, _), members in groups.items():
             try:
                 for index, decoded in self._decode_group(items, members, multimask):
                     results[index] = decoded

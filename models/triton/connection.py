@@ -39,6 +39,10 @@ _UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "Statu
 
 class TritonConnection:
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S):
+        try:
+            import tritonclient.grpc.aio  # noqa: F401
+        except ImportError as error:
+            raise ValueError(f"--backend triton needs tritonclient ({error}): pip install 'labelgate[triton]'") from None
         self.url = url
         self.timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()

@@ -28,7 +28,7 @@ class GroundingDinoTritonBackend:
 
     def __init__(self, connection: TritonConnection, processor, name: str = ""):
         config = connection.model_config(GROUNDING_DINO)
-        parameters = config_parameters(config)
+        parameters = config_parameters(config, connection.url)
         height, width = (int(v) for v in parameters["labelgate_image_size"].split("x"))
         logits = next(output for output in config["output"] if output["name"] == "logits")
         self.connection = connection

@@ -30,17 +30,24 @@ SINGLEMASK_OUTPUTS = ("singlemask_logits", "singlemask_scores")
 _CPU = torch.device("cpu")
 
 
-def config_parameters(config: dict) -> dict[str, str]:
+def config_parameters(config: dict, url: str) -> dict[str, str]:
     """The labelgate_* string parameters of a Triton model config (JSON form)."""
-    return {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
+    parameters = {key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
+    missing = [key for key in ("labelgate_version", "labelgate_image_size") if not parameters.get(key)]
+    if missing:
+        raise ValueError(
+            f"Triton at {url}: model {config.get('name')!r} has no {', '.join(missing)} parameter; "
+            "serve a repository written by `labelgate export triton-repo` or `labelgate export tensorrt`"
+        )
+    return parameters
 
 
 class Sam2TritonBackend:
     models = (SAM2_IMAGE_ENCODER, SAM2_MASK_DECODER)
 
     def __init__(self, connection: TritonConnection, name: str = ""):
-        encoder = config_parameters(connection.model_config(SAM2_IMAGE_ENCODER))
-        decoder = config_parameters(connection.model_config(SAM2_MASK_DECODER))
+        encoder = config_parameters(connection.model_config(SAM2_IMAGE_ENCODER), connection.url)
+        decoder = config_parameters(connection.model_config(SAM2_MASK_DECODER), connection.url)
         if encoder.get("labelgate_version") != decoder.get("labelgate_version"):
             raise ValueError(
                 f"Triton at {connection.url}: {SAM2_IMAGE_ENCODER} and {SAM2_MASK_DECODER} were exported from different "

@@ -161,18 +161,20 @@ def test_list_models_names_the_triton_models(stub, triton):
 
 
 def test_a_click_on_cached_features_calls_only_the_triton_decoder(stub, triton):
+    encoder, decoder = "sam2_image_encoder", "sam2_mask_decoder"
     embedded = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(33, 200, 300)))))
-    encodes, decodes = triton.inference_count("sam2_image_encoder"), triton.inference_count("sam2_mask_decoder")
+    encodes, decodes = triton.settled_inference_count(encoder), triton.settled_inference_count(decoder)
 
     clicks = [stub.Segment(_request(pb.Image(image_id=embedded.image_id), [(50 + i, 60, False)], [])) for i in range(3)]
 
     assert all(click.cache_hit for click in clicks)
-    assert triton.inference_count("sam2_image_encoder") == encodes
-    assert triton.inference_count("sam2_mask_decoder") == decodes + 3
+    assert triton.settled_inference_count(decoder) == decodes + 3
+    assert triton.settled_inference_count(encoder) == encodes
 
 
 def test_concurrent_requests_are_batched_by_triton(stub, triton):
     embedded = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(34, 240, 320)))))
+    inferences = triton.settled_inference_count("sam2_mask_decoder")
     before = triton.batch_sizes("sam2_mask_decoder")
 
     def click(index):
@@ -182,6 +184,7 @@ def test_concurrent_requests_are_batched_by_triton(stub, triton):
         responses = list(pool.map(click, range(16)))
 
     assert all(len(r.objects) == 1 for r in responses)
+    assert triton.settled_inference_count("sam2_mask_decoder") == inferences + 16
     after = triton.batch_sizes("sam2_mask_decoder")
     batched = {size: count - before.get(size, 0) for size, count in after.items() if size > 1 and count > before.get(size, 0)}
     assert batched, f"no decoder execution with batch size > 1: {after}"

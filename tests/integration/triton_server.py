@@ -152,6 +152,19 @@ class TritonServer:
         """Rows inferred (a batched execution counts each of its rows)."""
         return int(self.statistics(model).get("inference_count", 0))
 
+    def settled_inference_count(self, model: str, timeout_s: float = 10) -> int:
+        """`inference_count` once it stops moving: Triton records an inference just after it has
+        answered it, so a count read right after a reply can still be one short."""
+        deadline = time.monotonic() + timeout_s
+        count = self.inference_count(model)
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            again = self.inference_count(model)
+            if again == count:
+                return count
+            count = again
+        raise RuntimeError(f"Triton's inference count of {model} kept changing for {timeout_s} s")
+
 
 def main() -> None:
     """`python tests/integration/triton_server.py REPOSITORY [--port 8001]`: serve a repository on the
