@@ -21,7 +21,7 @@ COPY clients/python clients/python
 COPY pyproject.toml README.md ./
 COPY server server
 COPY models models
-RUN pip install ./clients/python ".[triton]"
+RUN pip install ./clients/python "./[triton]"
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --create-home --uid 10001 labelgate
