@@ -72,3 +72,39 @@ def decode_rle(mask_message) -> np.ndarray:
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def scaled_prompt(prompt, image: np.ndarray):
+    """(points, boxes) given as fractions of the image size -> pixels of `image`."""
+    height, width = image.shape[:2]
+    points, boxes = prompt
+    return (
+        [(x * width, y * height, neg) for x, y, neg in points],
+        [(x0 * width, y0 * height, x1 * width, y1 * height) for x0, y0, x1, y1 in boxes],
+    )
+
+
+def segment_request(image_message, points, boxes, multimask=False, **fields):
+    from labelgate.v1 import labelgate_pb2 as pb
+
+    return pb.SegmentRequest(
+        image=image_message,
+        points=[pb.Point(x=x, y=y, negative=neg) for x, y, neg in points],
+        boxes=[pb.Box(x_min=a, y_min=b, x_max=c, y_max=d) for a, b, c, d in boxes],
+        multimask_output=multimask,
+        **fields,
+    )
+
+
+def predictor_masks(predictor, image: np.ndarray, points, boxes, multimask: bool):
+    """(objects, K, H, W) bool masks and (objects, K) scores from `SAM2ImagePredictor.predict`."""
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(
+        point_coords=np.array([(x, y) for x, y, _ in points], np.float32) if points else None,
+        point_labels=np.array([0 if neg else 1 for *_, neg in points], np.int32) if points else None,
+        box=np.array(boxes, np.float32) if boxes else None,
+        multimask_output=multimask,
+    )
+    if masks.ndim == 3:  # one object
+        masks, scores = masks[None], scores[None]
+    return masks.astype(bool), scores

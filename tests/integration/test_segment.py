@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 
 from labelgate.v1 import labelgate_pb2 as pb
-from reference import decode_rle, encode, grounding_dino_reference, iou, random_image, reference_detect, sam2_predictor
+from reference import (
+    decode_rle,
+    encode,
+    grounding_dino_reference,
+    iou,
+    predictor_masks,
+    random_image,
+    reference_detect,
+    sam2_predictor,
+    scaled_prompt,
+    segment_request,
+)
 
 IMAGES = {
     "landscape": random_image(1, 240, 360),
@@ -36,45 +47,14 @@ def stub(server):
     return server.stub()
 
 
-def _scaled(prompt, image):
-    height, width = image.shape[:2]
-    points, boxes = prompt
-    points = [(x * width, y * height, neg) for x, y, neg in points]
-    boxes = [(x0 * width, y0 * height, x1 * width, y1 * height) for x0, y0, x1, y1 in boxes]
-    return points, boxes
-
-
-def _request(image_message, points, boxes, multimask, **fields):
-    return pb.SegmentRequest(
-        image=image_message,
-        points=[pb.Point(x=x, y=y, negative=neg) for x, y, neg in points],
-        boxes=[pb.Box(x_min=a, y_min=b, x_max=c, y_max=d) for a, b, c, d in boxes],
-        multimask_output=multimask,
-        **fields,
-    )
-
-
-def _reference(predictor, image, points, boxes, multimask):
-    predictor.set_image(image)
-    masks, scores, _ = predictor.predict(
-        point_coords=np.array([(x, y) for x, y, _ in points], np.float32) if points else None,
-        point_labels=np.array([0 if neg else 1 for *_, neg in points], np.int32) if points else None,
-        box=np.array(boxes, np.float32) if boxes else None,
-        multimask_output=multimask,
-    )
-    if masks.ndim == 3:  # one object
-        masks, scores = masks[None], scores[None]
-    return masks.astype(bool), scores
-
-
 @pytest.mark.parametrize("image_name", sorted(IMAGES))
 @pytest.mark.parametrize("prompt_name", sorted(PROMPTS))
 @pytest.mark.parametrize("multimask", [False, True])
 def test_masks_identical_to_sam2_image_predictor(stub, predictor, image_name, prompt_name, multimask):
     image = IMAGES[image_name]
-    points, boxes = _scaled(PROMPTS[prompt_name], image)
-    response = stub.Segment(_request(pb.Image(data=encode(image)), points, boxes, multimask))
-    expected_masks, expected_scores = _reference(predictor, image, points, boxes, multimask)
+    points, boxes = scaled_prompt(PROMPTS[prompt_name], image)
+    response = stub.Segment(segment_request(pb.Image(data=encode(image)), points, boxes, multimask))
+    expected_masks, expected_scores = predictor_masks(predictor, image, points, boxes, multimask)
 
     assert (response.height, response.width) == image.shape[:2]
     assert len(response.objects) == expected_masks.shape[0]
@@ -89,8 +69,8 @@ def test_masks_identical_to_sam2_image_predictor(stub, predictor, image_name, pr
 
 def test_box_objects_carry_their_prompt_box(stub):
     image = IMAGES["landscape"]
-    _, boxes = _scaled(PROMPTS["several boxes"], image)
-    response = stub.Segment(_request(pb.Image(data=encode(image)), [], boxes, False))
+    _, boxes = scaled_prompt(PROMPTS["several boxes"], image)
+    response = stub.Segment(segment_request(pb.Image(data=encode(image)), [], boxes, False))
     got = [(o.prompt_box.x_min, o.prompt_box.y_min, o.prompt_box.x_max, o.prompt_box.y_max) for o in response.objects]
     assert np.allclose(got, boxes, atol=1e-3)
 
@@ -102,7 +82,7 @@ def test_embed_then_click_by_id_is_a_cache_hit_without_the_encoder(server, stub)
     encodes = server.metric("labelgate_model_seconds_count", stage="encode", model="sam2_demo")
     decodes = server.metric("labelgate_model_seconds_count", stage="decode", model="sam2_demo")
 
-    clicks = [stub.Segment(_request(pb.Image(image_id=first.image_id), [(50 + i, 60, False)], [], False)) for i in range(3)]
+    clicks = [stub.Segment(segment_request(pb.Image(image_id=first.image_id), [(50 + i, 60, False)], [], False)) for i in range(3)]
 
     assert all(click.cache_hit and click.image_id == first.image_id for click in clicks)
     assert server.metric("labelgate_model_seconds_count", stage="encode", model="sam2_demo") == encodes
@@ -118,7 +98,7 @@ def test_same_pixels_in_other_encodings_share_one_id(stub):
 
 def test_second_segment_with_bytes_reports_cache_hit(stub):
     image = random_image(12, 150, 150)
-    request = _request(pb.Image(data=encode(image)), [(75, 75, False)], [], True)
+    request = segment_request(pb.Image(data=encode(image)), [(75, 75, False)], [], True)
     first, second = stub.Segment(request), stub.Segment(request)
     assert not first.cache_hit and second.cache_hit
     assert [m.rle.counts for m in first.objects[0].masks] == [m.rle.counts for m in second.objects[0].masks]
@@ -129,7 +109,7 @@ def test_all_mask_formats_agree(stub):
 
     image = IMAGES["square"]
     response = stub.Segment(
-        _request(pb.Image(data=encode(image)), [(128, 128, False)], [], True, formats=[pb.COCO_RLE, pb.POLYGONS, pb.PNG])
+        segment_request(pb.Image(data=encode(image)), [(128, 128, False)], [], True, formats=[pb.COCO_RLE, pb.POLYGONS, pb.PNG])
     )
     for mask_message in response.objects[0].masks:
         from_rle = decode_rle(mask_message)
@@ -151,7 +131,7 @@ def test_all_mask_formats_agree(stub):
 
 
 def test_formats_default_to_coco_rle_only(stub):
-    response = stub.Segment(_request(pb.Image(data=encode(IMAGES["square"])), [(10, 10, False)], [], False))
+    response = stub.Segment(segment_request(pb.Image(data=encode(IMAGES["square"])), [(10, 10, False)], [], False))
     mask = response.objects[0].masks[0]
     assert mask.rle.counts and not mask.png and not mask.polygons
 
@@ -163,7 +143,7 @@ def test_concurrent_clients_get_their_own_results(server, predictor):
         image = random_image(100 + seed, 180 + 10 * seed, 220)
         points = [(20.0 + 15 * seed, 30.0 + 10 * seed, False)]
         jobs.append((image, points))
-    expected = [_reference(predictor, image, points, [], True) for image, points in jobs]
+    expected = [predictor_masks(predictor, image, points, [], True) for image, points in jobs]
 
     def run(job):
         image, points = job
@@ -171,7 +151,7 @@ def test_concurrent_clients_get_their_own_results(server, predictor):
             from labelgate.v1 import labelgate_pb2_grpc
 
             stub = labelgate_pb2_grpc.LabelgateStub(channel)
-            return stub.Segment(_request(pb.Image(data=encode(image)), points, [], True), timeout=120)
+            return stub.Segment(segment_request(pb.Image(data=encode(image)), points, [], True), timeout=120)
 
     batches_before = server.metric("labelgate_batch_size_count", stage="encode", model="sam2_demo")
     with ThreadPoolExecutor(8) as pool:
@@ -196,7 +176,7 @@ def test_text_prompt_segments_every_detection(stub, predictor, demo_weights):
 
     assert len(response.objects) == len(detections["scores"])
     boxes = detections["boxes"].numpy()
-    expected_masks, _ = _reference(predictor, image, [], [tuple(b) for b in boxes], False)
+    expected_masks, _ = predictor_masks(predictor, image, [], [tuple(b) for b in boxes], False)
     for obj, box, score, label, mask in zip(response.objects, boxes, detections["scores"], detections["text_labels"], expected_masks):
         assert obj.label == label
         assert obj.detection_score == pytest.approx(float(score), abs=1e-5)

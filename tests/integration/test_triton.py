@@ -8,12 +8,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
 
 from labelgate.v1 import labelgate_pb2 as pb
-from reference import decode_rle, encode, grounding_dino_reference, iou, random_image, sam2_predictor
+from reference import (
+    decode_rle,
+    encode,
+    grounding_dino_reference,
+    iou,
+    predictor_masks,
+    random_image,
+    sam2_predictor,
+    scaled_prompt,
+    segment_request,
+)
 from server_process import start_server
 from triton_server import TritonServer
 
@@ -76,38 +85,6 @@ def detector_reference(demo_weights):
     return detect
 
 
-def _scaled(prompt, image):
-    height, width = image.shape[:2]
-    points, boxes = prompt
-    return (
-        [(x * width, y * height, neg) for x, y, neg in points],
-        [(x0 * width, y0 * height, x1 * width, y1 * height) for x0, y0, x1, y1 in boxes],
-    )
-
-
-def _request(image_message, points, boxes, multimask=False, **fields):
-    return pb.SegmentRequest(
-        image=image_message,
-        points=[pb.Point(x=x, y=y, negative=neg) for x, y, neg in points],
-        boxes=[pb.Box(x_min=a, y_min=b, x_max=c, y_max=d) for a, b, c, d in boxes],
-        multimask_output=multimask,
-        **fields,
-    )
-
-
-def _predict(predictor, image, points, boxes, multimask):
-    predictor.set_image(image)
-    masks, scores, _ = predictor.predict(
-        point_coords=np.array([(x, y) for x, y, _ in points], np.float32) if points else None,
-        point_labels=np.array([0 if neg else 1 for *_, neg in points], np.int32) if points else None,
-        box=np.array(boxes, np.float32) if boxes else None,
-        multimask_output=multimask,
-    )
-    if masks.ndim == 3:
-        masks, scores = masks[None], scores[None]
-    return masks.astype(bool), scores
-
-
 def _assert_same_masks(response, expected_masks, expected_scores):
     assert len(response.objects) == expected_masks.shape[0]
     for obj, masks, scores in zip(response.objects, expected_masks, expected_scores):
@@ -122,9 +99,9 @@ def _assert_same_masks(response, expected_masks, expected_scores):
 @pytest.mark.parametrize("multimask", [False, True])
 def test_segment_through_triton_equals_the_torch_predictor(stub, predictor, image_name, prompt_name, multimask):
     image = IMAGES[image_name]
-    points, boxes = _scaled(PROMPTS[prompt_name], image)
-    response = stub.Segment(_request(pb.Image(data=encode(image)), points, boxes, multimask))
-    _assert_same_masks(response, *_predict(predictor, image, points, boxes, multimask))
+    points, boxes = scaled_prompt(PROMPTS[prompt_name], image)
+    response = stub.Segment(segment_request(pb.Image(data=encode(image)), points, boxes, multimask))
+    _assert_same_masks(response, *predictor_masks(predictor, image, points, boxes, multimask))
 
 
 @pytest.mark.parametrize("caption", ["cat . dog .", "a red car . person . tree ."])
@@ -144,14 +121,14 @@ def test_detect_through_triton_equals_transformers(stub, detector_reference, cap
 
 def test_text_segment_through_triton_equals_detect_then_predict(stub, predictor, detector_reference):
     image = IMAGES["portrait"]
-    response = stub.Segment(_request(pb.Image(data=encode(image)), [], [], text="cat . dog ."))
+    response = stub.Segment(segment_request(pb.Image(data=encode(image)), [], [], text="cat . dog ."))
     found = detector_reference(image, "cat . dog .", 0.35, 0.25)
     boxes = found["boxes"].tolist()
     assert [o.label for o in response.objects] == list(found["text_labels"]) and boxes
     for obj, box in zip(response.objects, boxes):
         got = (obj.prompt_box.x_min, obj.prompt_box.y_min, obj.prompt_box.x_max, obj.prompt_box.y_max)
         assert got == pytest.approx(box, abs=1e-3)
-    _assert_same_masks(response, *_predict(predictor, image, [], boxes, False))
+    _assert_same_masks(response, *predictor_masks(predictor, image, [], boxes, False))
 
 
 def test_list_models_names_the_triton_models(stub, triton):
@@ -165,7 +142,7 @@ def test_a_click_on_cached_features_calls_only_the_triton_decoder(stub, triton):
     embedded = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(33, 200, 300)))))
     encodes, decodes = triton.settled_inference_count(encoder), triton.settled_inference_count(decoder)
 
-    clicks = [stub.Segment(_request(pb.Image(image_id=embedded.image_id), [(50 + i, 60, False)], [])) for i in range(3)]
+    clicks = [stub.Segment(segment_request(pb.Image(image_id=embedded.image_id), [(50 + i, 60, False)], [])) for i in range(3)]
 
     assert all(click.cache_hit for click in clicks)
     assert triton.settled_inference_count(decoder) == decodes + 3
@@ -178,7 +155,7 @@ def test_concurrent_requests_are_batched_by_triton(stub, triton):
     before = triton.batch_sizes("sam2_mask_decoder")
 
     def click(index):
-        return stub.Segment(_request(pb.Image(image_id=embedded.image_id), [(20 + 10 * index, 40, False)], []))
+        return stub.Segment(segment_request(pb.Image(image_id=embedded.image_id), [(20 + 10 * index, 40, False)], []))
 
     with ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(click, range(16)))
@@ -208,7 +185,7 @@ def _health(server):
 def test_triton_down_is_unavailable_naming_it_and_back_serves_again(server, stub, triton):
     """Runs last in this module: it stops and restarts the module's Triton."""
     image_id = stub.Embed(pb.EmbedRequest(image=pb.Image(data=encode(random_image(35, 180, 240))))).image_id
-    click = _request(pb.Image(image_id=image_id), [(100, 90, False)], [])
+    click = segment_request(pb.Image(image_id=image_id), [(100, 90, False)], [])
     assert stub.Segment(click).objects
 
     triton.stop()

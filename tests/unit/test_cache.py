@@ -1,6 +1,5 @@
 import asyncio
 
-import pytest
 
 from labelgate.server.cache import ByteLRUCache
 from labelgate.server.metrics import Metrics

@@ -21,7 +21,7 @@ import torch
 
 from labelgate.models import registry, weights, weights_cli
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
-from labelgate.models.registry import GroundingDinoSpec, Sam2Spec
+from labelgate.models.registry import Sam2Spec
 from labelgate.models.weights import NoNetworkError, WeightsError
 
 ALL_NAMES = [
