@@ -62,6 +62,9 @@ class Sam2TorchBackend:
 
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> list[ImageFeatures | Exception]:
+        if self.device.type == "cpu" and len(images) > 1:
+            # A CPU gains nothing from a batch here, and loses cache: encode the images one by one.
+            return [features for image in images for features in self.encode([image])]
         try:
             batch = torch.stack([self.transforms(image) for image in images]).to(self.device)
             with self._autocast():
