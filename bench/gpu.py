@@ -58,6 +58,5 @@ def gpu_rows(models: Models, image_size: tuple[int, int]) -> list[dict]:
         with autocast:
             detector.detect([item])
             measures["Grounding DINO"][1][dtype] = 1.0 / _cuda_timed(lambda: detector.detect([item]), 10)
-        del sam2
         torch.cuda.empty_cache()
     return [{"measure": name, "unit": unit, **values} for name, (unit, values) in measures.items()]

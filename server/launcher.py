@@ -73,6 +73,7 @@ def start_server(workdir: Path, demo_weights: Path | None, *extra: str,
     `credentials` are the client's for a TLS server (the health check and `channel()` use them)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port_file = workdir / "ports.json"
+    port_file.unlink(missing_ok=True)  # a stale file from an earlier run would point at a dead port
     log_path = workdir / "server.log"
     command = [
         sys.executable, "-m", "labelgate.server.cli", "serve",
