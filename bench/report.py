@@ -70,7 +70,11 @@ def write_json(path: Path, config: dict, rows: list[Row], throughput: dict, samp
 
 def write_chart(path: Path, title: str, samples: dict[str, list[float]], throughput: dict) -> None:
     """Left: latency distributions (log scale). Right: throughput against concurrency."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # e.g. a bare GPU machine running scripts/gpu_check.sh
+        print(f"matplotlib is not installed: no chart at {path} (pip install 'labelgate[bench]')")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -2,7 +2,8 @@
 # Every GPU check in one run (under 8 minutes), ending with one table:
 #   - tests/gpu: the torch backends on CUDA (fp32, bf16, fp16) against the CPU, and TensorRT engines
 #     (fp32, fp16) built by `labelgate export tensorrt` against ONNX Runtime (where TensorRT is installed);
-#   - scripts/gpu_benchmark.py: PyTorch eager against TensorRT engines on the official architectures.
+#   - scripts/gpu_benchmark.py: PyTorch eager against TensorRT engines on the official architectures;
+#   - `labelgate bench --device cuda`: the service benchmark with its GPU rows (what remains of the budget).
 #
 # Usage:
 #   scripts/gpu_check.sh prepare   on a machine with a package registry: download what a GPU machine
@@ -68,6 +69,16 @@ log "benchmark (budget ${left}s)"
 "$VENV/bin/python" scripts/gpu_benchmark.py --budget-s "$((left > 30 ? left : 30))" >"$WORK/bench.tsv" 2>"$WORK/bench.log"
 bench_status=$?
 [ $bench_status -eq 0 ] || tail -n 20 "$WORK/bench.log"
+
+left=$((BUDGET_S - ($(date +%s) - started)))
+if [ $left -gt 60 ]; then
+    log "labelgate bench --device cuda (budget ${left}s)"
+    timeout "$left" "$VENV/bin/python" -m labelgate.server.cli bench --device cuda --out "$WORK/service-bench" \
+        --work "$WORK/service-bench-work" >"$WORK/service-bench.log" 2>&1 \
+        && tail -n 40 "$WORK/service-bench.log" || { log "labelgate bench did not finish"; tail -n 20 "$WORK/service-bench.log"; }
+else
+    log "no time left for labelgate bench"
+fi
 
 "$VENV/bin/python" - "$WORK/junit.xml" "$WORK/bench.tsv" <<'EOF'
 import sys
