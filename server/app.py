@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = labelgate_pb2.DESCRIPTOR.services_by_name["Labelgate"].full_name
 _HEALTH_NAMES = ("", SERVICE_NAME)
+_RESPONSE_FLUSH_S = 0.5
 
 
 def resolve_device(requested: str) -> str:
@@ -215,8 +216,14 @@ class App:
         if self.readiness is not None:
             await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.grace_seconds
+        if await self.servicer.drained(self.settings.grace_seconds):
+            # Handlers are done, but a large response may still be on its way out: closing the
+            # transport now would reset it.
+            await asyncio.sleep(min(_RESPONSE_FLUSH_S, max(0.0, deadline - loop.time())))
         if self.server is not None:
-            await self.server.stop(self.settings.grace_seconds)
+            await self.server.stop(max(0.0, deadline - loop.time()))
         if self.servicer.service is not None:
             await self.servicer.service.close()
         if self.metrics_server is not None:

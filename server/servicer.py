@@ -37,6 +37,16 @@ def _rpc(method):
 
     @functools.wraps(method)
     async def handler(self: "LabelgateServicer", request, context: grpc.aio.ServicerContext):
+        self._in_flight += 1
+        self._drained.clear()
+        try:
+            return await _run(self, request, context)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._drained.set()
+
+    async def _run(self: "LabelgateServicer", request, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, None
         try:
@@ -64,6 +74,17 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
     def __init__(self, metrics: Metrics):
         self.metrics = metrics
         self.service = None  # set once the models are loaded
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Waits until no RPC is running; False if some still are after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     def _ready_service(self):
         if self.service is None:

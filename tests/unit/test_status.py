@@ -150,3 +150,29 @@ async def test_invalid_mask_format_is_invalid_argument_before_the_service_is_cal
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "unknown mask format 7" in message
     assert requests_counted(servicer, "Segment", "INVALID_ARGUMENT") == 1
+
+
+class SlowService:
+    """An embed that runs until the test lets it finish."""
+
+    def __init__(self):
+        self.release = asyncio.Event()
+
+    async def embed(self, image, model, deadline):
+        await self.release.wait()
+        raise RuntimeError("done")
+
+
+async def test_drained_waits_for_rpcs_in_flight():
+    servicer = LabelgateServicer(Metrics())
+    servicer.service = SlowService()
+    assert await servicer.drained(0.01)  # nothing running
+
+    call = asyncio.create_task(servicer.Embed(pb.EmbedRequest(image=pb.Image(data=b"x")), FakeContext()))
+    await asyncio.sleep(0.01)
+    assert not await servicer.drained(0.05)
+
+    servicer.service.release.set()
+    assert await servicer.drained(1.0)
+    with pytest.raises(Aborted):
+        await call
