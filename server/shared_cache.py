@@ -1,6 +1,6 @@
 """The SAM 2 feature cache as two tiers: this process's byte-bounded LRU, then a shared store (Redis).
 
-Looks like the `ByteLRUCache` it wraps (`get_or_compute`, `peek`), plus `lookup` for a request
+Looks like the `ByteLRUCache` it wraps (`get_or_compute`), plus `lookup` for a request
 that names an image only by id. On a local miss the shared tier is asked before the encoder runs;
 features the encoder computes are written there, so an `image_id` issued by one replica is usable
 on every replica. A shared-tier hit is a cache hit for the client.
@@ -47,9 +47,6 @@ class TieredFeatureCache:
     def bytes_used(self) -> int:
         return self.local.bytes_used
 
-    def peek(self, key: Hashable) -> ImageFeatures | None:
-        return self.local.peek(key)
-
     async def lookup(self, key: Hashable) -> ImageFeatures | None:
         """Features held by either tier (a shared hit is copied into the local one), or None."""
         value = self.local.peek(key)
@@ -77,7 +74,8 @@ class TieredFeatureCache:
     # --- the shared tier ------------------------------------------------------------------------
 
     async def _shared_or_compute(self, key: Hashable, compute: Callable[[], Awaitable[ImageFeatures]]) -> ImageFeatures:
-        redis_key, lock_key, token = self.redis_key(key), self.redis_key(key) + ":lock", uuid.uuid4().hex
+        redis_key = self.redis_key(key)
+        lock_key, token = redis_key + ":lock", uuid.uuid4().hex
         deadline = asyncio.get_running_loop().time() + self.lock_seconds
         waited = False
         while True:
@@ -119,12 +117,11 @@ class TieredFeatureCache:
             return None
 
 
-
 def build_feature_cache(settings, metrics, backend) -> TieredFeatureCache:
     """The feature cache `labelgate serve` uses: local only, or local + Redis with --redis-url.
 
-    Features read from Redis are made the kind the backend's decoder takes: torch tensors on its
-    device, unless the backend says `feature_kind = "numpy"`."""
+    Features read from Redis become torch tensors on the backend's device, as every backend's
+    decoder takes them."""
     local = ByteLRUCache("features", settings.cache_bytes, lambda features: features.nbytes, metrics.cache)
     shared = None
     if settings.redis_url:
@@ -133,5 +130,5 @@ def build_feature_cache(settings, metrics, backend) -> TieredFeatureCache:
         log.info("shared feature cache: Redis at %s (TTL %d s, key prefix %r)", redact(settings.redis_url),
                  settings.redis_ttl_seconds, settings.redis_key_prefix)
     return TieredFeatureCache(local, shared, key_prefix=settings.redis_key_prefix,
-                              kind=getattr(backend, "feature_kind", "torch"), device=backend.info.device,
+                              kind="torch", device=backend.info.device,
                               lock_seconds=settings.redis_lock_seconds)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo
-from labelgate.models.sam2.features import image_feature_levels
+from labelgate.models.sam2.features import image_feature_levels, image_features
 from labelgate.models.sam2.prompts import make_transforms, prompt_tokens, upscale_masks
 from labelgate.models.weights_hash import weights_version
 
@@ -39,6 +39,10 @@ class Sam2TorchBackend:
         if self.dtype != torch.float32 and self.device.type != "cuda":
             raise ValueError(f"--dtype {dtype} needs a CUDA device; this model is on {self.device}")
         self.transforms = make_transforms(model.image_size)
+        # On a CPU a forward pass costs the sum of its requests and more (eight requests'
+        # activations and copied features no longer fit in cache): there each request, image or
+        # prompt, runs alone, exactly as unbatched. Shared passes pay off on a GPU.
+        self.shares_forward_passes = self.device.type != "cpu"
         self.info = ModelInfo(name=name, kind="sam2", version=version, device=str(self.device))
 
     @classmethod
@@ -62,8 +66,7 @@ class Sam2TorchBackend:
 
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> list[ImageFeatures | Exception]:
-        if self.device.type == "cpu" and len(images) > 1:
-            # A CPU gains nothing from a batch here, and loses cache: encode the images one by one.
+        if not self.shares_forward_passes and len(images) > 1:
             return [features for image in images for features in self.encode([image])]
         try:
             batch = torch.stack([self.transforms(image) for image in images]).to(self.device)
@@ -74,22 +77,15 @@ class Sam2TorchBackend:
         results = []
         for index, image in enumerate(images):
             per_image = [level[index].clone() for level in levels]
-            nbytes = sum(t.numel() * t.element_size() for t in per_image)
-            results.append(
-                ImageFeatures(
-                    image_embed=per_image[-1], high_res_feats=tuple(per_image[:-1]), orig_hw=image.shape[:2], nbytes=nbytes
-                )
-            )
+            results.append(image_features(per_image[-1], per_image[:-1], image.shape[:2]))
         return results
 
     @torch.inference_mode()
     def decode(self, items: Sequence[DecodeItem]) -> list[DecodedMasks | Exception]:
         results: list[DecodedMasks | Exception | None] = [None] * len(items)
         # Only prompts with the same token count can share a forward pass: padding would change
-        # the attention and so the masks. On a CPU, requests do not share one at all: there a
-        # forward pass costs the sum of its prompts and more (eight requests' activations and
-        # copied features no longer fit in cache), so each request runs alone, as unbatched.
-        shared = self.device.type != "cpu"
+        # the attention and so the masks.
+        shared = self.shares_forward_passes
         groups: dict[tuple[int, bool, int], list[tuple[int, torch.Tensor, torch.Tensor]]] = defaultdict(list)
         for index, item in enumerate(items):
             try:

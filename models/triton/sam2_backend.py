@@ -21,6 +21,7 @@ import torch
 
 from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo
 from labelgate.models.export.graphs import SAM2_IMAGE_ENCODER, SAM2_MASK_DECODER, Sam2ImageEncoderGraph
+from labelgate.models.sam2.features import image_features
 from labelgate.models.sam2.prompts import make_transforms, prompt_tokens, upscale_masks
 from labelgate.models.triton.connection import TritonConnection
 
@@ -126,8 +127,7 @@ class Sam2TritonBackend:
 def _features(reply: dict[str, np.ndarray], orig_hw: tuple[int, int]) -> ImageFeatures:
     # Copies: the reply's arrays are read-only views of the response message.
     image_embed, *high_res = (torch.from_numpy(np.array(reply[name][0])) for name in ENCODER_OUTPUTS)
-    nbytes = sum(t.numel() * t.element_size() for t in (image_embed, *high_res))
-    return ImageFeatures(image_embed=image_embed, high_res_feats=tuple(high_res), orig_hw=tuple(orig_hw), nbytes=nbytes)
+    return image_features(image_embed, high_res, orig_hw)
 
 
 def _feature_arrays(features: ImageFeatures) -> dict[str, np.ndarray]:
