@@ -11,7 +11,7 @@ def _bench(args: argparse.Namespace) -> int:
     from labelgate.bench.runner import run
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return run(Path(args.out), Path(args.work), args.quick, args.device, args.rounds)
+    return run(Path(args.out), Path(args.work), args.quick, args.device, args.rounds, args.gpu_budget_s)
 
 
 def add_parser(commands) -> None:
@@ -27,4 +27,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--work", default=".build/bench", help="model files and server logs (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds for the latency rows")
+    parser.add_argument("--gpu-budget-s", type=float, default=300.0,
+                        help="with CUDA: stop starting GPU measures (backends, then TensorRT engines) after this long; "
+                        "the ones left read n/a (default: %(default)s)")
     parser.set_defaults(func=_bench)

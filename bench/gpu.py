@@ -1,6 +1,10 @@
-"""GPU rows, only with CUDA: absolute model times in-process, in fp32 and bf16/fp16.
+"""GPU rows, only with CUDA: absolute times measured in-process, the only absolute numbers the
+benchmark reports (on a dedicated GPU they mean something).
 
-These are the only absolute numbers the benchmark reports: on a dedicated GPU they mean something.
+Each row is `{"measure", "unit", <column>: value}`, a column per way of running it ("torch fp32",
+"TensorRT fp16", ...). A measure that cannot run (no TensorRT, the time budget spent, an error)
+reads "n/a (reason)" instead of a number, so the table is always complete. This module measures
+labelgate's serving backends; `engines.py` the export graphs against TensorRT engines.
 """
 
 from __future__ import annotations
@@ -15,23 +19,70 @@ from labelgate.bench.setup import Models
 from labelgate.bench.timing import median
 
 DTYPES = ("fp32", "bf16", "fp16")
+DETECT_CAPTION = "car . person ."
 
 
-def _cuda_timed(call, repeats: int) -> float:
+class Budget:
+    """Measures start only while time is left, so a GPU session ends on time with a complete table."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> bool:
+        return time.monotonic() < self.deadline
+
+
+def _synchronize() -> None:
     import torch
 
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def device_ms(call, warmup: int = 2, repeats: int = 10) -> float:
+    """Median milliseconds per call, waiting for the GPU's queued work before and after each."""
+    for _ in range(warmup):
+        call()
     times = []
     for _ in range(repeats):
-        torch.cuda.synchronize()
+        _synchronize()
         started = time.perf_counter()
         call()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
+        _synchronize()
+        times.append((time.perf_counter() - started) * 1000)
     return median(times)
 
 
-def gpu_rows(models: Models, image_size: tuple[int, int]) -> list[dict]:
-    """Encoder ms/image at batch 1 and 8, click (decoder) p50 ms, Grounding DINO images/s."""
+def not_available(error: BaseException) -> str:
+    lines = str(error).splitlines()
+    return f"n/a ({type(error).__name__}: {lines[0][:80] if lines else ''})"
+
+
+def measure(budget: Budget, call, repeats: int = 10, per: float = 1.0) -> float | str:
+    """Milliseconds per call divided by `per` (e.g. images in the batch), or why there is no number."""
+    if not budget.left():
+        return "n/a (time budget spent)"
+    try:
+        return device_ms(call, repeats=repeats) / per
+    except Exception as error:  # one failing measure must not lose the others
+        return not_available(error)
+
+
+def per_second(milliseconds: float | str) -> float | str:
+    return 1000.0 / milliseconds if isinstance(milliseconds, float) else milliseconds
+
+
+def autocast(dtype: str):
+    import torch
+
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
+
+
+def backend_rows(models: Models, image_size: tuple[int, int], budget: Budget) -> list[dict]:
+    """labelgate's own backends, pre- and post-processing included: encoder ms/image at batch 1
+    and 8, click (decoder) p50 ms, Grounding DINO images/s, in fp32, bf16 and fp16."""
     import torch
 
     from labelgate.models.backend import DecodeItem, DetectItem, SamPrompt
@@ -40,23 +91,24 @@ def gpu_rows(models: Models, image_size: tuple[int, int]) -> list[dict]:
 
     width, height = image_size
     images = [scene(seed, width, height) for seed in range(8)]
-    measures = {"encoder, batch 1": ("ms/image", {}), "encoder, batch 8": ("ms/image", {}),
-                "click (decoder) p50": ("ms", {}), "Grounding DINO": ("images/s", {})}
+    prompt = SamPrompt(np.array([click_point(0, width, height)], np.float32), np.array([1], np.int32),
+                       np.zeros((0, 4), np.float32), False)
+    rows = {name: {"measure": name, "unit": unit} for name, unit in (
+        ("SAM 2 encoder, batch 1", "ms/image"), ("SAM 2 encoder, batch 8", "ms/image"),
+        ("SAM 2 click (decoder + masks) p50", "ms"), ("Grounding DINO", "images/s"))}
     detector = GroundingDinoBackend.from_pretrained(models.gdino_dir, device="cuda")
+    detect_item = DetectItem(images[0], DETECT_CAPTION, 0.35, 0.25)
     for dtype in DTYPES:
+        column = f"torch {dtype}"
         sam2 = Sam2TorchBackend.from_checkpoint(models.sam2_config, models.sam2_checkpoint, "cuda", models.sam2_overrides,
                                                 dtype=dtype)
         features = sam2.encode(images[:1])[0]
-        measures["encoder, batch 1"][1][dtype] = _cuda_timed(lambda: sam2.encode(images[:1]), 10) * 1000
-        measures["encoder, batch 8"][1][dtype] = _cuda_timed(lambda: sam2.encode(images), 5) * 1000 / 8
-        prompt = SamPrompt(np.array([click_point(0, width, height)], np.float32), np.array([1], np.int32),
-                           np.zeros((0, 4), np.float32), False)
-        sam2.decode([DecodeItem(features, prompt)])
-        measures["click (decoder) p50"][1][dtype] = _cuda_timed(lambda: sam2.decode([DecodeItem(features, prompt)]), 30) * 1000
-        autocast = contextlib.nullcontext() if dtype == "fp32" else torch.autocast("cuda", dtype=sam2.dtype)
-        item = DetectItem(images[0], "car . person .", 0.35, 0.25)
-        with autocast:
-            detector.detect([item])
-            measures["Grounding DINO"][1][dtype] = 1.0 / _cuda_timed(lambda: detector.detect([item]), 10)
+        rows["SAM 2 encoder, batch 1"][column] = measure(budget, lambda: sam2.encode(images[:1]))
+        rows["SAM 2 encoder, batch 8"][column] = measure(budget, lambda: sam2.encode(images), repeats=5, per=8)
+        rows["SAM 2 click (decoder + masks) p50"][column] = measure(
+            budget, lambda: sam2.decode([DecodeItem(features, prompt)]), repeats=30)
+        with autocast(dtype):
+            rows["Grounding DINO"][column] = per_second(measure(budget, lambda: detector.detect([detect_item])))
+        del sam2, features
         torch.cuda.empty_cache()
-    return [{"measure": name, "unit": unit, **values} for name, (unit, values) in measures.items()]
+    return list(rows.values())

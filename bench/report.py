@@ -48,13 +48,19 @@ def table(rows: list[Row], absolute: bool) -> str:
 
 
 def gpu_table(gpu_rows: list[dict]) -> str:
+    """One line per measure, one column per way of running it (the union over the rows, in order)."""
     if not gpu_rows:
         return ""
-    dtypes = [key for key in gpu_rows[0] if key not in ("measure", "unit")]
-    lines = ["| GPU measure | " + " | ".join(dtypes) + " |", "|" + "---|" * (len(dtypes) + 1)]
+    columns = list(dict.fromkeys(key for row in gpu_rows for key in row if key not in ("measure", "unit")))
+    lines = ["| GPU measure | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     for row in gpu_rows:
-        lines.append(f"| {row['measure']} ({row['unit']}) | " + " | ".join(f"{row[d]:.2f}" for d in dtypes) + " |")
+        cells = [_gpu_value(row.get(column, "")) for column in columns]
+        lines.append(f"| {row['measure']} ({row['unit']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _gpu_value(value: float | str) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else value
 
 
 def write_json(path: Path, config: dict, rows: list[Row], throughput: dict, samples: dict, gpu_rows: list[dict]) -> None:

@@ -42,7 +42,23 @@ def _start_servers(models: Models, work: Path, device: str) -> Servers:
     return Servers(*(future.result() for future in futures))
 
 
-def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = None) -> int:
+def _gpu_rows(models: Models, plan: Plan, work: Path, quick: bool, budget_s: float) -> list[dict]:
+    """labelgate's backends on the GPU; then, in a full run, the export graphs against TensorRT."""
+    from labelgate.bench.engines import engine_rows
+    from labelgate.bench.gpu import Budget, backend_rows
+
+    budget = Budget(budget_s)
+    print(f"  measuring GPU rows (budget {budget_s:.0f} s)", flush=True)
+    rows = backend_rows(models, plan.image_size, budget)
+    print(gpu_table(rows), flush=True)  # now, in case a time limit stops the engine builds
+    if not quick:
+        engines_dir = work / "engines"
+        engines_dir.mkdir(parents=True, exist_ok=True)
+        rows += engine_rows(budget, engines_dir)
+    return rows
+
+
+def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = None, gpu_budget_s: float = 300.0) -> int:
     import torch
 
     plan: Plan = QUICK if quick else FULL
@@ -70,12 +86,7 @@ def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = No
     finally:
         for server in (servers.batched, servers.unbatched, servers.baseline):
             server.stop()
-    gpu = []
-    if device.startswith("cuda"):
-        from labelgate.bench.gpu import gpu_rows
-
-        print("  measuring GPU rows", flush=True)
-        gpu = gpu_rows(models, plan.image_size)
+    gpu = _gpu_rows(models, plan, work, quick, gpu_budget_s) if device.startswith("cuda") else []
     config = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "models": models.description, "quick": quick, "device": device, "cpu_cores": os.cpu_count(),

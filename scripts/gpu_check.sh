@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Every GPU check in one run (under 8 minutes), ending with one table:
+# Every GPU check in one run (under 8 minutes), ending with the tests' results and the benchmark's tables:
 #   - tests/gpu: the torch backends on CUDA (fp32, bf16, fp16) against the CPU, and TensorRT engines
 #     (fp32, fp16) built by `labelgate export tensorrt` against ONNX Runtime (where TensorRT is installed);
-#   - scripts/gpu_benchmark.py: PyTorch eager against TensorRT engines on the official architectures;
-#   - `labelgate bench --device cuda`: the service benchmark with its GPU rows (what remains of the budget).
+#   - `labelgate bench --device cuda` (what remains of the budget): the service benchmark, then its GPU
+#     rows: labelgate's backends in fp32/bf16/fp16, and the export graphs in PyTorch against TensorRT
+#     engines on the official architectures.
 #
 # Usage:
 #   scripts/gpu_check.sh prepare   on a machine with a package registry: download what a GPU machine
@@ -65,22 +66,17 @@ tests_status=$?
 tail -n 30 "$WORK/pytest.log"
 
 left=$((BUDGET_S - ($(date +%s) - started)))
-log "benchmark (budget ${left}s)"
-"$VENV/bin/python" scripts/gpu_benchmark.py --budget-s "$((left > 30 ? left : 30))" >"$WORK/bench.tsv" 2>"$WORK/bench.log"
-bench_status=$?
-[ $bench_status -eq 0 ] || tail -n 20 "$WORK/bench.log"
-
-left=$((BUDGET_S - ($(date +%s) - started)))
+BENCH_OUT="$WORK/bench"
 if [ $left -gt 60 ]; then
-    log "labelgate bench --device cuda (budget ${left}s)"
-    timeout "$left" "$VENV/bin/python" -m labelgate.server.cli bench --device cuda --out "$WORK/service-bench" \
-        --work "$WORK/service-bench-work" >"$WORK/service-bench.log" 2>&1 \
-        && tail -n 40 "$WORK/service-bench.log" || { log "labelgate bench did not finish"; tail -n 20 "$WORK/service-bench.log"; }
+    log "labelgate bench --device cuda (budget ${left}s, of which GPU rows $((left / 2))s)"
+    timeout "$left" "$VENV/bin/python" -m labelgate.server.cli bench --device cuda --out "$BENCH_OUT" \
+        --work "$WORK/bench-work" --gpu-budget-s "$((left / 2))" >"$WORK/bench.log" 2>&1 \
+        || { log "labelgate bench did not finish"; tail -n 40 "$WORK/bench.log"; }
 else
     log "no time left for labelgate bench"
 fi
 
-"$VENV/bin/python" - "$WORK/junit.xml" "$WORK/bench.tsv" <<'EOF'
+"$VENV/bin/python" - "$WORK/junit.xml" "$BENCH_OUT/bench.md" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -96,19 +92,17 @@ if junit.exists():
             if found is not None:
                 reason = (found.get("message") or "").splitlines()[0][:70] if found.get("message") else ""
                 outcome = {"failure": "FAILED", "error": "ERROR", "skipped": "skipped"}[tag] + (f": {reason}" if reason else "")
-        rows.append(("test", name, outcome, ""))
+        rows.append((name, outcome))
 else:
-    rows.append(("test", "tests/gpu", "no result (pytest did not run)", ""))
-if bench.exists():
-    for line in bench.read_text().splitlines():
-        if line.startswith("bench\t"):
-            rows.append(("bench", *(line.split("\t") + ["", "", ""])[1:4]))
-widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    rows.append(("tests/gpu", "no result (pytest did not run)"))
+widths = [max(len(str(row[i])) for row in rows) for i in range(2)]
 print()
-print("  ".join(h.ljust(w) for h, w in zip(("kind", "check / measure", "result", "unit"), widths)))
+print("  ".join(h.ljust(w) for h, w in zip(("tests/gpu check", "result"), widths)))
 print("  ".join("-" * w for w in widths))
 for row in rows:
     print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+print()
+print(bench.read_text() if bench.exists() else "labelgate bench wrote no table (see its log above)")
 EOF
 log "done"
 exit $((tests_status == 0 || tests_status == 5 ? 0 : 1))
