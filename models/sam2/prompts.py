@@ -7,6 +7,8 @@ placed before the clicks, and low-res logits are upscaled bilinearly and thresho
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sam2.utils.transforms import SAM2Transforms
@@ -18,6 +20,11 @@ BOX_CORNER_LABELS = (2, 3)
 
 
 def make_transforms(image_size: int) -> SAM2Transforms:
+    # Decoded pixels are read-only (the cache shares them). SAM2Transforms' ToTensor wraps them with
+    # torch.from_numpy, which warns about that, and copies them at once (`.contiguous()` of a
+    # transposed view), so nothing writes to them: the warning would only alarm server logs.
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning,
+                            module="torchvision.transforms.functional")
     # The predictor's defaults: threshold 0, no hole filling (which would need sam2._C).
     return SAM2Transforms(resolution=image_size, mask_threshold=MASK_THRESHOLD, max_hole_area=0.0, max_sprinkle_area=0.0)
 
