@@ -9,7 +9,7 @@ from pathlib import Path
 from labelgate.bench.rows import Row
 
 # The row numbers; every batching row is row 4.
-_NUMBERS = {"repeat_click": 1, "versus_baseline": 2, "service_overhead": 3, "payload": 5, "text_to_masks": 6}
+_NUMBERS = {"repeat_click": 1, "versus_baseline": 2, "service_overhead": 3, "payload": 5, "payload_object_shape": 5, "text_to_masks": 6}
 _TIMES_X = ("versus_baseline", "batching_")  # rows read as "N times faster"
 
 

@@ -118,7 +118,7 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             cache_hit=result.cache_hit,
             objects=[
                 pb.ObjectMasks(
-                    masks=[_mask_to_pb(mask) for mask in obj.masks],
+                    masks=[mask_to_pb(mask) for mask in obj.masks],
                     label=obj.label,
                     detection_score=obj.detection_score,
                     prompt_box=_box_to_pb(obj.prompt_box.as_tuple()) if obj.prompt_box else None,
@@ -191,7 +191,7 @@ def _box_to_pb(box) -> pb.Box:
     return pb.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max)
 
 
-def _mask_to_pb(mask: EncodedMask) -> pb.Mask:
+def mask_to_pb(mask: EncodedMask) -> pb.Mask:
     message = pb.Mask(score=mask.score, area=mask.area)
     if mask.bbox is not None:
         message.bbox.CopyFrom(_box_to_pb(mask.bbox))

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 EXPECTED_ROWS = {
-    "repeat_click", "versus_baseline", "service_overhead", "payload", "text_to_masks",
+    "repeat_click", "versus_baseline", "service_overhead", "payload", "payload_object_shape", "text_to_masks",
     *(f"batching_{kind}_c{c}" for kind in ("decoder", "encoder") for c in (1, 4, 8, 16)),
 }
 TARGETED = {"repeat_click", "versus_baseline", "service_overhead", "payload", "batching_decoder_c8", "batching_encoder_c8"}
