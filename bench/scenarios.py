@@ -171,6 +171,7 @@ class Scenarios:
                     rate = throughput(lambda i, call=call, stub=stub: call(stub, i), concurrency, total)
                     results[mode].setdefault(concurrency, []).append(rate)
             on, off = median(results["on"][concurrency]), median(results["off"][concurrency])
+            print(f"    {kind}-bound, concurrency {concurrency}: batching on {on:.2f} req/s, off {off:.2f} req/s", flush=True)
             target = (">=", 2.0) if concurrency == BATCHING_TARGET_CONCURRENCY else None
             rows.append(Row(f"batching_{kind}_c{concurrency}", f"Batching, {kind}-bound, concurrency {concurrency}",
                             f"throughput with dynamic batching / without, {bound}", on / off, target,
