@@ -22,14 +22,15 @@ TABLE_FILE, JSON_FILE, CHART_FILE = "bench.md", "bench.json", "bench.png"
 
 
 def _start_servers(models: Models, work: Path, device: str) -> Servers:
-    """Both labelgate servers run the serve defaults (the launcher's test delay undone); the only
-    difference between them is --max-batch-size 1. `work` must be fresh: the launcher takes an
+    """The labelgate servers run the serve defaults (the launcher's test delay undone), but for one
+    flag each: --max-batch-size 1 (batching off), --heavy-stage-nice 0 (every stage at the same priority). `work` must be fresh: the launcher takes an
     existing port file for its server's."""
     common = [*models.serve_flags(), "--device", device, "--max-batch-delay-ms", str(Settings.max_batch_delay_ms)]
-    with ThreadPoolExecutor(3) as pool:
+    with ThreadPoolExecutor(4) as pool:
         futures = [
             pool.submit(start_server, work / "labelgate-batched", None, *common),
             pool.submit(start_server, work / "labelgate-unbatched", None, *common, "--max-batch-size", "1"),
+            pool.submit(start_server, work / "labelgate-equal-priority", None, *common, "--heavy-stage-nice", "0"),
             pool.submit(start_baseline, work / "baseline", models.sam2_config, models.sam2_checkpoint,
                         models.sam2_overrides, device),
         ]
@@ -78,13 +79,13 @@ def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = No
         scenarios = Scenarios(plan, models, servers, run_dir, device)
         rows = []
         for step in (scenarios.repeat_click, scenarios.versus_baseline, scenarios.service_overhead, scenarios.batching,
-                     scenarios.payload, scenarios.text_to_masks):
+                     scenarios.payload, scenarios.text_to_masks, scenarios.click_under_load):
             started = time.monotonic()
             result = step()
             print(f"  measured {step.__name__.replace('_', ' ')} ({time.monotonic() - started:.0f} s)", flush=True)
             rows += result if isinstance(result, list) else [result]
     finally:
-        for server in (servers.batched, servers.unbatched, servers.baseline):
+        for server in (servers.batched, servers.unbatched, servers.equal_priority, servers.baseline):
             server.stop()
     gpu = _gpu_rows(models, plan, work, quick, gpu_budget_s) if device.startswith("cuda") else []
     config = {

@@ -5,7 +5,10 @@ Every row times two things side by side (interleaved round after round) and divi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,7 @@ from labelgate.bench.baseline_server import BaselineProcess
 from labelgate.bench.images import click_point, jpeg, object_masks, scene
 from labelgate.bench.rows import Row
 from labelgate.bench.setup import Models, Plan
-from labelgate.bench.timing import interleaved, median, throughput
+from labelgate.bench.timing import SETTLE_S, interleaved, median, throughput, timed
 from labelgate.server.launcher import ServerProcess
 from labelgate.server.masks import COCO_RLE, encode_mask
 from labelgate.server.servicer import mask_to_pb
@@ -33,6 +36,7 @@ BATCHING_TARGET_CONCURRENCY = 8
 class Servers:
     batched: ServerProcess  # labelgate with the default dynamic batching
     unbatched: ServerProcess  # the same with --max-batch-size 1
+    equal_priority: ServerProcess  # the same with --heavy-stage-nice 0
     baseline: BaselineProcess
 
 
@@ -42,6 +46,7 @@ class Scenarios:
         self.width, self.height = plan.image_size
         self.stub = servers.batched.stub()
         self.unbatched_stub = servers.unbatched.stub()
+        self.equal_priority_stub = servers.equal_priority.stub()
         self._seeds = itertools.count(1)
         self._clicks = itertools.count()
         self.samples: dict[str, list[float]] = {}  # latency samples (seconds), for the chart
@@ -56,7 +61,7 @@ class Scenarios:
 
     def _warm_up(self) -> None:
         """Untimed calls on every server first, so the first timed rounds are not its first calls."""
-        for stub in (self.stub, self.unbatched_stub):
+        for stub in (self.stub, self.unbatched_stub, self.equal_priority_stub):
             self._click(stub, pb.Image(data=self._new_image()))
             for _ in range(3):
                 self._click(stub, pb.Image(data=self.warm_bytes))
@@ -69,8 +74,8 @@ class Scenarios:
         x, y = point or click_point(next(self._clicks), self.width, self.height)
         return stub.Segment(pb.SegmentRequest(image=image, points=[pb.Point(x=x, y=y)]))
 
-    def _repeat_click(self) -> pb.SegmentResponse:
-        return self._click(self.stub, pb.Image(image_id=self.warm_id))
+    def _repeat_click(self, stub=None) -> pb.SegmentResponse:
+        return self._click(stub or self.stub, pb.Image(image_id=self.warm_id))
 
     def _keep(self, samples: dict[str, list[float]]) -> None:
         for name, values in samples.items():
@@ -179,6 +184,36 @@ class Scenarios:
         self.throughput[kind] = results
         return rows
 
+    def click_under_load(self) -> list[Row]:
+        """Repeat clicks while another caller embeds new images back to back, against the same
+        clicks on the idle server, round after round; on the default server (heavy stages at a
+        lower CPU priority) and on one whose stages all share the same priority."""
+        servers = {"": self.stub, ", equal priority": self.equal_priority_stub}
+        samples: dict[str, list[float]] = {}
+        for round_index in range(self.plan.rounds):
+            for suffix, stub in (reversed(servers.items()) if round_index % 2 else servers.items()):
+                idle, busy = samples.setdefault(f"click, idle{suffix}", []), samples.setdefault(f"click, encoding{suffix}", [])
+                idle += self._timed_clicks(stub)
+                with _embedding_in_background(stub, self._new_image):
+                    busy += self._timed_clicks(stub)
+        self._keep(samples)
+        rows = []
+        for suffix in servers:
+            idle, busy = median(samples[f"click, idle{suffix}"]), median(samples[f"click, encoding{suffix}"])
+            priority = "encoder and detector at normal priority" if suffix else "encoder and detector at lower CPU priority"
+            rows.append(Row(f"click_under_load{suffix.replace(', ', '_').replace(' ', '_')}", f"Click under encoder load{suffix}",
+                            f"p50 repeat click while another caller embeds new images / p50 repeat click on the idle "
+                            f"server ({priority})", busy / idle, None,
+                            {"click while encoding": busy, "click, idle": idle}))
+        return rows
+
+    def _timed_clicks(self, stub) -> list[float]:
+        clicks = []
+        for _ in range(self.plan.repeats_per_round):
+            time.sleep(SETTLE_S)
+            clicks.append(timed(lambda: self._repeat_click(stub))[0])
+        return clicks
+
     def payload(self) -> list[Row]:
         """Click responses as they come back, and the same responses carrying the mask of a real
         object instead. Random weights give speckled masks, which cost many more runs than an
@@ -239,3 +274,26 @@ class Scenarios:
         return Row("text_to_masks", "Text to masks",
                    f"p50 one Segment(text) / p50 Detect then Segment(boxes) ({found} objects)", one / two, None,
                    {"Segment(text)": one, "Detect + Segment(boxes)": two})
+
+
+ENCODING_STARTED_S = 0.3  # the background caller's first image is uploaded, decoded and in the encoder by then
+
+
+@contextlib.contextmanager
+def _embedding_in_background(stub, new_image):
+    """Another caller embedding new images back to back on `stub`, from a moment after entering
+    until leaving (which waits for its image in flight)."""
+    stop = threading.Event()
+
+    def embed_until_stopped():
+        while not stop.is_set():
+            stub.Embed(pb.EmbedRequest(image=pb.Image(data=new_image())))
+
+    caller = threading.Thread(target=embed_until_stopped, name="bench-background-embeds")
+    caller.start()
+    time.sleep(ENCODING_STARTED_S)
+    try:
+        yield
+    finally:
+        stop.set()
+        caller.join()

@@ -98,18 +98,21 @@ def _first(results):
 def build_service(settings: Settings, metrics: Metrics, sam2, detector) -> LabelgateService:
     delay = settings.max_batch_delay_ms / 1000.0
 
-    def batcher(stage, backend, run):
-        return DynamicBatcher(stage, backend.info.name, run, settings.max_batch_size, delay, settings.max_queue, metrics.batch)
+    def batcher(stage, backend, run, heavy=False):
+        # Seconds-long stages on the CPU yield it to the mask decoder's clicks, which share those cores.
+        nice = settings.heavy_stage_nice if heavy and backend.info.device == "cpu" else 0
+        return DynamicBatcher(stage, backend.info.name, run, settings.max_batch_size, delay, settings.max_queue, metrics.batch,
+                              worker_nice=nice)
 
     segmenter = Segmenter(
         backend=sam2,
         features=build_feature_cache(settings, metrics, sam2),
-        encoder=batcher("encode", sam2, sam2.encode),
+        encoder=batcher("encode", sam2, sam2.encode, heavy=True),
         decoder=batcher("decode", sam2, sam2.decode),
     )
     detectors = {}
     if detector is not None:
-        detectors[detector.info.name] = Detector(detector, batcher("detect", detector, detector.detect))
+        detectors[detector.info.name] = Detector(detector, batcher("detect", detector, detector.detect, heavy=True))
     images = ByteLRUCache("images", settings.image_cache_bytes, lambda image: len(image.data), metrics.cache)
     limits = Limits(max_points=settings.max_points, max_boxes=settings.max_boxes, max_image_pixels=settings.max_image_pixels)
     return LabelgateService({sam2.info.name: segmenter}, detectors, images, limits, metrics)

@@ -6,13 +6,17 @@ previous batch had several, or its oldest request came within `max_delay` of the
 labeler clicking alone is never held back. Requests whose caller has gone (cancelled) or whose
 deadline has passed are dropped before the call. A full queue fails fast with `Overloaded`.
 Model calls run on one worker thread per batcher, so the event loop stays free and a model is
-never entered twice at once.
+never entered twice at once. A batcher for a heavy stage can run its worker at a lower CPU
+priority (`worker_nice`), so that on a CPU the short calls of other stages go first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +29,21 @@ from labelgate.server.metrics import BatchMetrics
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
+
+
+def lower_thread_priority(nice: int, stage: str) -> None:
+    """Gives the calling thread the niceness `nice` (0 = leave it). On Linux niceness is per thread,
+    and the threads a model library starts from this one (OpenMP, MKL) inherit it, so setting it
+    before the first model call lowers the whole stage. Failing to set it costs only priority."""
+    if nice <= 0:
+        return
+    if sys.platform != "linux":
+        log.warning("%s worker: per-thread niceness needs Linux; running at normal priority", stage)
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as error:  # e.g. the process already runs nicer than `nice`, which only root may undo
+        log.warning("%s worker: could not set niceness %d (%s); running at the inherited priority", stage, nice, error)
 
 
 @dataclass
@@ -46,6 +65,7 @@ class DynamicBatcher(Generic[T, R]):
         max_delay_s: float,
         max_queue: int,
         metrics: BatchMetrics | None = None,
+        worker_nice: int = 0,
     ):
         if max_batch_size < 1 or max_queue < 1 or max_delay_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_delay_s >= 0")
@@ -55,7 +75,8 @@ class DynamicBatcher(Generic[T, R]):
         self._metrics = metrics
         self._pending: deque[_Pending[T]] = deque()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{model}")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{model}",
+                                            initializer=lower_thread_priority, initargs=(worker_nice, stage))
         self._worker: asyncio.Task | None = None
         self._closed = False
         self._last_arrival = float("-inf")

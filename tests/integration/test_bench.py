@@ -13,6 +13,7 @@ from PIL import Image
 
 EXPECTED_ROWS = {
     "repeat_click", "versus_baseline", "service_overhead", "payload", "payload_object_shape", "text_to_masks",
+    "click_under_load", "click_under_load_equal_priority",
     *(f"batching_{kind}_c{c}" for kind in ("decoder", "encoder") for c in (1, 4, 8, 16)),
 }
 TARGETED = {"repeat_click", "versus_baseline", "service_overhead", "payload", "batching_decoder_c8", "batching_encoder_c8"}
@@ -52,7 +53,8 @@ def test_json_keeps_the_samples_behind_the_medians(bench_run):
     data = json.loads((out / "bench.json").read_text())
     samples = data["latency_samples_s"]
     for name in ("cold click", "repeat click", "usual backend click", "gRPC cached click", "in-process decoder call",
-                 "Segment(text)", "Detect + Segment(boxes)"):
+                 "Segment(text)", "Detect + Segment(boxes)", "click, idle", "click, encoding", "click, idle, equal priority",
+                 "click, encoding, equal priority"):
         assert len(samples[name]) >= 3 and all(s > 0 for s in samples[name]), name
     for kind in ("decoder", "encoder"):
         for mode in ("on", "off"):

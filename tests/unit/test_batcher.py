@@ -1,4 +1,6 @@
 import asyncio
+import os
+import sys
 import threading
 import time
 
@@ -161,3 +163,30 @@ async def test_closed_batcher_refuses_and_fails_queued_work():
 def test_rejects_nonsense_limits():
     with pytest.raises(ValueError):
         DynamicBatcher("decode", "m", list, max_batch_size=0, max_delay_s=0, max_queue=1)
+
+
+def _niceness_of_this_thread_and_of_one_it_starts(items):
+    """What a model call sees: its own niceness, and that of a helper thread it starts (as OpenMP does)."""
+    seen = {}
+
+    def helper():
+        seen["helper"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=helper)
+    thread.start()
+    thread.join()
+    return [(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), seen["helper"]) for _ in items]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+async def test_a_heavy_stage_worker_and_the_threads_it_starts_run_nicer_and_others_do_not():
+    process_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    heavy = await started(_niceness_of_this_thread_and_of_one_it_starts, worker_nice=15)
+    normal = await started(_niceness_of_this_thread_and_of_one_it_starts)
+    try:
+        assert await heavy.submit(1) == (max(15, process_nice),) * 2
+        assert await normal.submit(1) == (process_nice,) * 2
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == process_nice  # the loop's thread
+    finally:
+        await heavy.close()
+        await normal.close()
