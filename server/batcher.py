@@ -38,7 +38,7 @@ def lower_thread_priority(nice: int, stage: str) -> None:
     if nice <= 0:
         return
     if sys.platform != "linux":
-        log.warning("%s worker: per-thread niceness needs Linux; running at normal priority", stage)
+        log.info("%s worker: per-thread niceness needs Linux; running at normal priority", stage)
         return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
