@@ -284,10 +284,14 @@ def _embedding_in_background(stub, new_image):
     """Another caller embedding new images back to back on `stub`, from a moment after entering
     until leaving (which waits for its image in flight)."""
     stop = threading.Event()
+    failures: list[BaseException] = []
 
     def embed_until_stopped():
-        while not stop.is_set():
-            stub.Embed(pb.EmbedRequest(image=pb.Image(data=new_image())))
+        try:
+            while not stop.is_set():
+                stub.Embed(pb.EmbedRequest(image=pb.Image(data=new_image())))
+        except BaseException as error:  # a load that stopped would make the row measure an idle server
+            failures.append(error)
 
     caller = threading.Thread(target=embed_until_stopped, name="bench-background-embeds")
     caller.start()
@@ -297,3 +301,5 @@ def _embedding_in_background(stub, new_image):
     finally:
         stop.set()
         caller.join()
+    if failures:
+        raise RuntimeError("the background caller's Embed failed, so the clicks were not measured under load") from failures[0]
