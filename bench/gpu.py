@@ -72,15 +72,15 @@ def per_second(milliseconds: float | str) -> float | str:
     return 1000.0 / milliseconds if isinstance(milliseconds, float) else milliseconds
 
 
-def autocast(dtype: str):
+def autocast(dtype: str, device_type: str = "cuda"):
     import torch
 
     if dtype == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
+    return torch.autocast(device_type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
 
 
-def backend_rows(models: Models, image_size: tuple[int, int], budget: Budget) -> list[dict]:
+def backend_rows(models: Models, image_size: tuple[int, int], budget: Budget, device: str = "cuda") -> list[dict]:
     """labelgate's own backends, pre- and post-processing included: encoder ms/image at batch 1
     and 8, click (decoder) p50 ms, Grounding DINO images/s, in fp32, bf16 and fp16."""
     import torch
@@ -93,22 +93,33 @@ def backend_rows(models: Models, image_size: tuple[int, int], budget: Budget) ->
     images = [scene(seed, width, height) for seed in range(8)]
     prompt = SamPrompt(np.array([click_point(0, width, height)], np.float32), np.array([1], np.int32),
                        np.zeros((0, 4), np.float32), False)
-    rows = {name: {"measure": name, "unit": unit} for name, unit in (
-        ("SAM 2 encoder, batch 1", "ms/image"), ("SAM 2 encoder, batch 8", "ms/image"),
-        ("SAM 2 click (decoder + masks) p50", "ms"), ("Grounding DINO", "images/s"))}
-    detector = GroundingDinoBackend.from_pretrained(models.gdino_dir, device="cuda")
+    encoder_1, encoder_8, click, detect = rows = [
+        {"measure": "SAM 2 encoder, batch 1", "unit": "ms/image"}, {"measure": "SAM 2 encoder, batch 8", "unit": "ms/image"},
+        {"measure": "SAM 2 click (decoder + masks) p50", "unit": "ms"}, {"measure": "Grounding DINO", "unit": "images/s"}]
+    detector = GroundingDinoBackend.from_pretrained(models.gdino_dir, device=device)
     detect_item = DetectItem(images[0], DETECT_CAPTION, 0.35, 0.25)
     for dtype in DTYPES:
         column = f"torch {dtype}"
-        sam2 = Sam2TorchBackend.from_checkpoint(models.sam2_config, models.sam2_checkpoint, "cuda", models.sam2_overrides,
-                                                dtype=dtype)
-        features = sam2.encode(images[:1])[0]
-        rows["SAM 2 encoder, batch 1"][column] = measure(budget, lambda: sam2.encode(images[:1]))
-        rows["SAM 2 encoder, batch 8"][column] = measure(budget, lambda: sam2.encode(images), repeats=5, per=8)
-        rows["SAM 2 click (decoder + masks) p50"][column] = measure(
-            budget, lambda: sam2.decode([DecodeItem(features, prompt)]), repeats=30)
-        with autocast(dtype):
-            rows["Grounding DINO"][column] = per_second(measure(budget, lambda: detector.detect([detect_item])))
-        del sam2, features
-        torch.cuda.empty_cache()
-    return list(rows.values())
+        try:
+            sam2 = Sam2TorchBackend.from_checkpoint(models.sam2_config, models.sam2_checkpoint, device,
+                                                    models.sam2_overrides, dtype=dtype)
+            features = _ok(sam2.encode(images[:1])[0])
+        except Exception as error:  # e.g. a precision this device does not run
+            encoder_1[column] = encoder_8[column] = click[column] = not_available(error)
+        else:
+            encoder_1[column] = measure(budget, lambda: _ok(sam2.encode(images[:1])[0]))
+            encoder_8[column] = measure(budget, lambda: _ok(sam2.encode(images)[-1]), repeats=5, per=8)
+            click[column] = measure(budget, lambda: _ok(sam2.decode([DecodeItem(features, prompt)])[0]), repeats=30)
+            del sam2, features
+        with autocast(dtype, device.split(":")[0]):
+            detect[column] = per_second(measure(budget, lambda: _ok(detector.detect([detect_item])[0])))
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return rows
+
+
+def _ok(result):
+    """A backend's per-item result, raised if it is an error (so it becomes an n/a cell)."""
+    if isinstance(result, Exception):
+        raise result
+    return result

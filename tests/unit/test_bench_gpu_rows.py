@@ -63,3 +63,19 @@ def test_engine_rows_time_torch_and_explain_a_missing_tensorrt(tmp_path):
     # No GPU here: TensorRT cannot build, and both the case and the build row say why.
     assert case[engines.ENGINE].startswith("n/a (") and case[engines.ENGINE] == build[engines.ENGINE]
     assert build["measure"] == "double: export + engine build" and build["unit"] == "s"
+
+
+def test_backend_rows_run_the_real_backends_and_explain_what_a_device_cannot(demo_weights):
+    """On the CPU, with the demo models: fp32 cells are numbers; bf16/fp16 SAM 2 cells say why not."""
+    from labelgate.bench.gpu import backend_rows
+    from labelgate.bench.setup import prepare_models
+
+    models = prepare_models(demo_weights.parent, quick=True)  # the session's demo weights, in work/demo
+    rows = {row["measure"]: row for row in backend_rows(models, (96, 64), Budget(120), device="cpu")}
+    assert set(rows) == {"SAM 2 encoder, batch 1", "SAM 2 encoder, batch 8", "SAM 2 click (decoder + masks) p50",
+                         "Grounding DINO"}
+    for row in rows.values():
+        assert isinstance(row["torch fp32"], float) and row["torch fp32"] > 0, row
+    for dtype in ("bf16", "fp16"):
+        assert rows["SAM 2 encoder, batch 1"][f"torch {dtype}"].startswith("n/a (ValueError: --dtype")
+    assert rows["Grounding DINO"]["unit"] == "images/s"
