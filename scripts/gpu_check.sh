@@ -8,27 +8,45 @@
 #
 # Usage:
 #   scripts/gpu_check.sh prepare   on a machine with a package registry: download what a GPU machine
-#                                  without network lacks into .build/gpu-wheels (~1 MB; carry that folder)
+#                                  without network lacks into .build/gpu-wheels (~10 MB, binary wheels for
+#                                  its Python, LABELGATE_GPU_PYTHON_VERSION=3.12; carry that folder)
 #   scripts/gpu_check.sh           on the GPU machine: a venv in .build/gpu-venv on top of the machine's own
-#                                  CUDA PyTorch (--system-site-packages), filled from .build/gpu-wheels when
-#                                  present, else from the package index; then the checks and the table.
+#                                  python3 and its CUDA PyTorch, filled from .build/gpu-wheels when present,
+#                                  else from the package index; then the checks and the tables.
+#   LABELGATE_GPU_CHECK_DEVICE=cpu scripts/gpu_check.sh
+#                                  a dry run of the whole script without a GPU (tests/gpu skip, quick bench).
+# LABELGATE_GPU_WHEELS, LABELGATE_GPU_VENV and LABELGATE_GPU_WORK move the three folders.
 # TensorRT itself (about 1 GB of wheels) is used where the machine has it, or installed from the index
 # where one is reachable (LABELGATE_TENSORRT_PACKAGE, default tensorrt); without it the engine checks
 # say "skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-WHEELS=.build/gpu-wheels
-VENV=.build/gpu-venv
-WORK=.build/gpu-check
+WHEELS=${LABELGATE_GPU_WHEELS:-.build/gpu-wheels}
+VENV=${LABELGATE_GPU_VENV:-.build/gpu-venv}
+WORK=${LABELGATE_GPU_WORK:-.build/gpu-check}
 BUDGET_S=${LABELGATE_GPU_CHECK_BUDGET_S:-450}
-# What labelgate's model code and tests/gpu import beyond a CUDA PyTorch image (torch, torchvision,
-# transformers, onnx, onnxruntime, numpy, pillow, opencv, pytest are expected there).
-PACKAGES="sam2==1.1.0 hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 iopath==0.1.10 pytest-asyncio==1.5.0"
+# What labelgate (model code, server, tests/gpu, bench) needs beyond the GPU machine's own Python,
+# which holds a CUDA PyTorch, torchvision, transformers, onnx, onnxruntime, numpy, pillow, opencv,
+# prometheus-client, matplotlib and pytest. Pinned where labelgate's stubs and wheels need exactly
+# these versions (grpcio 1.85.1 and protobuf 7 for the generated stubs).
+BINARY="grpcio==1.85.1 protobuf==7.36.2 pycocotools==2.0.11"
+PURE="grpcio-health-checking==1.85.1 grpcio-reflection==1.85.1 redis==8.1.0 hydra-core==1.3.8 omegaconf==2.3.1
+      portalocker==4.4.2 pytest-asyncio==1.5.0 setuptools==84.2.1"
+SOURCE_ONLY="sam2==1.1.0 antlr4-python3-runtime==4.9.3 iopath==0.1.10"
+# The GPU machine's Python version (its binary wheels must match it).
+DEVICE_PYTHON_VERSION=${LABELGATE_GPU_PYTHON_VERSION:-3.12}
+# cuda for the real check; cpu for a dry run of this script on a machine without a GPU.
+DEVICE=${LABELGATE_GPU_CHECK_DEVICE:-cuda}
 
 if [ "${1:-}" = "prepare" ]; then
     mkdir -p "$WHEELS"
-    exec "$PYTHON" -m pip download -q --no-deps -d "$WHEELS" $PACKAGES
+    "$PYTHON" -m pip download -q --no-deps -d "$WHEELS" --only-binary=:all: --python-version "$DEVICE_PYTHON_VERSION" \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 $BINARY $PURE || exit 1
+    # sam2's metadata needs torch to be importable: the project's venv has it.
+    PREPARE_PYTHON=$([ -x .venv/bin/python ] && echo .venv/bin/python || echo "$PYTHON")
+    exec "$PREPARE_PYTHON" -m pip download -q --no-deps --no-binary=:all: --no-build-isolation -d "$WHEELS" $SOURCE_ONLY
 fi
 
 started=$(date +%s)
@@ -37,26 +55,39 @@ log() { echo "[gpu_check $(($(date +%s) - started))s] $*"; }
 
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV on top of $($PYTHON -c 'import sys, torch; print(sys.executable, "torch", torch.__version__)')"
-    "$PYTHON" -m venv --system-site-packages "$VENV" || exit 1
+    "$PYTHON" -m venv "$VENV" || exit 1
+    # The machine's python3 may itself be a venv, whose packages --system-site-packages would not
+    # reach: list its site-packages directories in a .pth file instead. The new venv's own packages
+    # still come first.
+    "$PYTHON" -c "import site; print('\n'.join(site.getsitepackages()))" \
+        >"$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/device_python.pth" || exit 1
 fi
-PIP=("$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps)
+PIP=("$VENV/bin/python" -m pip install -q --no-deps)
 export SAM2_BUILD_CUDA=0 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 if [ -d "$WHEELS" ]; then
     log "installing from $WHEELS"
-    "${PIP[@]}" --no-index --find-links "$WHEELS" $PACKAGES || exit 1
+    "${PIP[@]}" --no-index --find-links "$WHEELS" $BINARY $PURE || exit 1
+    "${PIP[@]}" --no-index --find-links "$WHEELS" --no-build-isolation $SOURCE_ONLY || exit 1
 else
     log "installing from the package index"
-    "${PIP[@]}" $PACKAGES || exit 1
+    "${PIP[@]}" $BINARY $PURE || exit 1
+    "${PIP[@]}" --no-build-isolation $SOURCE_ONLY || exit 1
 fi
-"${PIP[@]}" -e clients/python -e . >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; exit 1; }
-if ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null; then
+"${PIP[@]}" --no-build-isolation -e clients/python -e . >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; exit 1; }
+if [ "$DEVICE" = cuda ] && ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q "${LABELGATE_TENSORRT_PACKAGE:-tensorrt}" >"$WORK/tensorrt.log" 2>&1 \
         && log "installed TensorRT" || log "TensorRT not installed (no index reachable?): engine checks will be skipped"
 fi
-"$VENV/bin/python" - <<'EOF' || exit 1
+"$VENV/bin/python" - "$DEVICE" <<'EOF' || exit 1
+import sys
+
 import torch
-assert torch.cuda.is_available(), "no CUDA GPU visible: nothing to check"
-print("GPU:", torch.cuda.get_device_name(), "| torch", torch.__version__)
+
+if sys.argv[1] == "cuda":
+    assert torch.cuda.is_available(), "no CUDA GPU visible: nothing to check"
+    print("GPU:", torch.cuda.get_device_name(), "| torch", torch.__version__)
+else:
+    print("dry run on the CPU | torch", torch.__version__)
 EOF
 
 log "tests/gpu"
@@ -68,9 +99,10 @@ tail -n 30 "$WORK/pytest.log"
 left=$((BUDGET_S - ($(date +%s) - started)))
 BENCH_OUT="$WORK/bench"
 if [ $left -gt 60 ]; then
-    log "labelgate bench --device cuda (budget ${left}s, of which GPU rows $((left / 2))s)"
-    timeout "$left" "$VENV/bin/python" -m labelgate.server.cli bench --device cuda --out "$BENCH_OUT" \
-        --work "$WORK/bench-work" --gpu-budget-s "$((left / 2))" >"$WORK/bench.log" 2>&1 \
+    log "labelgate bench --device $DEVICE (budget ${left}s, of which GPU rows $((left / 2))s)"
+    timeout "$left" "$VENV/bin/python" -m labelgate.server.cli bench --device "$DEVICE" --out "$BENCH_OUT" \
+        --work "$WORK/bench-work" --gpu-budget-s "$((left / 2))" $([ "$DEVICE" = cpu ] && echo --quick) \
+        >"$WORK/bench.log" 2>&1 \
         || { log "labelgate bench did not finish"; tail -n 40 "$WORK/bench.log"; }
 else
     log "no time left for labelgate bench"
