@@ -23,14 +23,15 @@ TABLE_FILE, JSON_FILE, CHART_FILE = "bench.md", "bench.json", "bench.png"
 
 def _start_servers(models: Models, work: Path, device: str) -> Servers:
     """The labelgate servers run the serve defaults (the launcher's test delay undone), but for one
-    flag each: --max-batch-size 1 (batching off), --heavy-stage-nice 0 (every stage at the same priority). `work` must be fresh: the launcher takes an
+    flag each: --max-batch-size 1 (batching off), --heavy-stage-priority normal (every stage at the
+    same priority). `work` must be fresh: the launcher takes an
     existing port file for its server's."""
     common = [*models.serve_flags(), "--device", device, "--max-batch-delay-ms", str(Settings.max_batch_delay_ms)]
     with ThreadPoolExecutor(4) as pool:
         futures = [
             pool.submit(start_server, work / "labelgate-batched", None, *common),
             pool.submit(start_server, work / "labelgate-unbatched", None, *common, "--max-batch-size", "1"),
-            pool.submit(start_server, work / "labelgate-equal-priority", None, *common, "--heavy-stage-nice", "0"),
+            pool.submit(start_server, work / "labelgate-equal-priority", None, *common, "--heavy-stage-priority", "normal"),
             pool.submit(start_baseline, work / "baseline", models.sam2_config, models.sam2_checkpoint,
                         models.sam2_overrides, device),
         ]

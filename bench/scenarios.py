@@ -36,7 +36,7 @@ BATCHING_TARGET_CONCURRENCY = 8
 class Servers:
     batched: ServerProcess  # labelgate with the default dynamic batching
     unbatched: ServerProcess  # the same with --max-batch-size 1
-    equal_priority: ServerProcess  # the same with --heavy-stage-nice 0
+    equal_priority: ServerProcess  # the same with --heavy-stage-priority normal
     baseline: BaselineProcess
 
 

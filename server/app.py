@@ -15,7 +15,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from labelgate.models.backend import DecodeItem, DetectItem, SamPrompt
-from labelgate.server.batcher import DynamicBatcher
+from labelgate.server.batcher import NORMAL, DynamicBatcher
 from labelgate.server.cache import ByteLRUCache
 from labelgate.server.errors import NotReady
 from labelgate.server.metrics import Metrics
@@ -100,9 +100,9 @@ def build_service(settings: Settings, metrics: Metrics, sam2, detector) -> Label
 
     def batcher(stage, backend, run, heavy=False):
         # Seconds-long stages on the CPU yield it to the mask decoder's clicks, which share those cores.
-        nice = settings.heavy_stage_nice if heavy and backend.info.device == "cpu" else 0
+        priority = settings.heavy_stage_priority if heavy and backend.info.device == "cpu" else NORMAL
         return DynamicBatcher(stage, backend.info.name, run, settings.max_batch_size, delay, settings.max_queue, metrics.batch,
-                              worker_nice=nice)
+                              worker_priority=priority)
 
     segmenter = Segmenter(
         backend=sam2,

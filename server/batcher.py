@@ -7,7 +7,7 @@ labeler clicking alone is never held back. Requests whose caller has gone (cance
 deadline has passed are dropped before the call. A full queue fails fast with `Overloaded`.
 Model calls run on one worker thread per batcher, so the event loop stays free and a model is
 never entered twice at once. A batcher for a heavy stage can run its worker at a lower CPU
-priority (`worker_nice`), so that on a CPU the short calls of other stages go first.
+priority (`worker_priority`), so that on a CPU the short calls of other stages go first.
 """
 
 from __future__ import annotations
@@ -31,19 +31,32 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
-def lower_thread_priority(nice: int, stage: str) -> None:
-    """Gives the calling thread the niceness `nice` (0 = leave it). On Linux niceness is per thread,
-    and the threads a model library starts from this one (OpenMP, MKL) inherit it, so setting it
-    before the first model call lowers the whole stage. Failing to set it costs only priority."""
-    if nice <= 0:
+# CPU priorities of a worker thread: SCHED_IDLE (runs when nothing else of normal priority wants
+# the core, and is preempted at once when something does), niceness 19, or as inherited.
+IDLE, LOW, NORMAL = "idle", "low", "normal"
+PRIORITIES = (IDLE, LOW, NORMAL)
+LOW_NICENESS = 19
+
+
+def lower_thread_priority(priority: str, stage: str) -> None:
+    """Lowers the calling thread to `priority`. On Linux the scheduling policy and niceness are per
+    thread, and the threads a model library starts from this one (OpenMP, MKL) inherit them, so
+    setting them before the first model call lowers the whole stage. Failing costs only priority."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown worker priority {priority!r}; choose one of {PRIORITIES}")
+    if priority == NORMAL:
         return
     if sys.platform != "linux":
-        log.info("%s worker: per-thread niceness needs Linux; running at normal priority", stage)
+        log.info("%s worker: per-thread priorities need Linux; running at normal priority", stage)
         return
+    thread = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError as error:  # e.g. the process already runs nicer than `nice`, which only root may undo
-        log.warning("%s worker: could not set niceness %d (%s); running at the inherited priority", stage, nice, error)
+        if priority == IDLE:
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        else:
+            os.setpriority(os.PRIO_PROCESS, thread, LOW_NICENESS)
+    except OSError as error:  # e.g. a sandbox that refuses the call, or a process already nicer than 19
+        log.warning("%s worker: could not set priority %s (%s); running at the inherited priority", stage, priority, error)
 
 
 @dataclass
@@ -65,7 +78,7 @@ class DynamicBatcher(Generic[T, R]):
         max_delay_s: float,
         max_queue: int,
         metrics: BatchMetrics | None = None,
-        worker_nice: int = 0,
+        worker_priority: str = NORMAL,
     ):
         if max_batch_size < 1 or max_queue < 1 or max_delay_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_delay_s >= 0")
@@ -76,7 +89,7 @@ class DynamicBatcher(Generic[T, R]):
         self._pending: deque[_Pending[T]] = deque()
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-{model}",
-                                            initializer=lower_thread_priority, initargs=(worker_nice, stage))
+                                            initializer=lower_thread_priority, initargs=(worker_priority, stage))
         self._worker: asyncio.Task | None = None
         self._closed = False
         self._last_arrival = float("-inf")

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from labelgate.server.batcher import PRIORITIES
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -46,7 +48,7 @@ class Settings:
     max_batch_size: int = 8
     max_batch_delay_ms: float = 5.0
     max_queue: int = 256
-    heavy_stage_nice: int = 19
+    heavy_stage_priority: str = "idle"  # one of batcher.PRIORITIES
     max_message_bytes: int = 256 * MiB
     max_image_pixels: int = 100_000_000
     max_points: int = 64
@@ -75,8 +77,8 @@ class Settings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 problems.append(f"--{_flag(name)} must be a finite number >= 0, got {value}")
-        if not 0 <= self.heavy_stage_nice <= 19:
-            problems.append(f"--heavy-stage-nice must be 0-19, got {self.heavy_stage_nice}")
+        if self.heavy_stage_priority not in PRIORITIES:
+            problems.append(f"--heavy-stage-priority {self.heavy_stage_priority}: choose {', '.join(PRIORITIES)}")
         problems += _redis_problems(self)
         if self.dtype not in ("fp32", "bf16", "fp16"):
             problems.append(f"--dtype {self.dtype}: choose fp32, bf16 or fp16")
@@ -133,9 +135,8 @@ _HELP = {
     "max_batch_size": "most requests per model call",
     "max_batch_delay_ms": "longest a request waits for others to batch with",
     "max_queue": "requests waiting per model before RESOURCE_EXHAUSTED",
-    "heavy_stage_nice": "CPU priority (niceness 0-19) of the image-encoder and detector threads when the models run on the "
-                        "CPU, so clicks (the mask decoder, at normal priority) go first while images are encoded; "
-                        "0 = equal priority",
+    "heavy_stage_priority": "CPU priority of the image-encoder and detector threads when the models run on the CPU: idle "
+                            "(SCHED_IDLE: clicks, the mask decoder, preempt them at once), low (niceness 19) or normal",
     "max_message_bytes": "largest gRPC message accepted or sent",
     "max_image_pixels": "largest image accepted, in pixels (decompression-bomb guard)",
     "max_points": "most points per Segment request",

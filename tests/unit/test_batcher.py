@@ -165,28 +165,39 @@ def test_rejects_nonsense_limits():
         DynamicBatcher("decode", "m", list, max_batch_size=0, max_delay_s=0, max_queue=1)
 
 
-def _niceness_of_this_thread_and_of_one_it_starts(items):
-    """What a model call sees: its own niceness, and that of a helper thread it starts (as OpenMP does)."""
+def _priority_of_this_thread_and_of_one_it_starts(items):
+    """What a model call sees: its own (policy, niceness), and that of a helper thread it starts
+    (as OpenMP does)."""
     seen = {}
 
-    def helper():
-        seen["helper"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    def priority():
+        thread = threading.get_native_id()
+        return os.sched_getscheduler(thread), os.getpriority(os.PRIO_PROCESS, thread)
 
-    thread = threading.Thread(target=helper)
-    thread.start()
-    thread.join()
-    return [(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), seen["helper"]) for _ in items]
+    helper = threading.Thread(target=lambda: seen.setdefault("helper", priority()))
+    helper.start()
+    helper.join()
+    return [(priority(), seen["helper"]) for _ in items]
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
-async def test_a_heavy_stage_worker_and_the_threads_it_starts_run_nicer_and_others_do_not():
-    process_nice = os.getpriority(os.PRIO_PROCESS, 0)
-    heavy = await started(_niceness_of_this_thread_and_of_one_it_starts, worker_nice=15)
-    normal = await started(_niceness_of_this_thread_and_of_one_it_starts)
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+async def test_heavy_stage_workers_and_the_threads_they_start_run_at_the_lower_priority():
+    inherited = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    batchers = {priority: await started(_priority_of_this_thread_and_of_one_it_starts, worker_priority=priority)
+                for priority in ("idle", "low", "normal")}
     try:
-        assert await heavy.submit(1) == (max(15, process_nice),) * 2
-        assert await normal.submit(1) == (process_nice,) * 2
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == process_nice  # the loop's thread
+        seen = {priority: await batcher.submit(1) for priority, batcher in batchers.items()}
     finally:
-        await heavy.close()
-        await normal.close()
+        for batcher in batchers.values():
+            await batcher.close()
+    assert seen["idle"] == ((os.SCHED_IDLE, inherited[1]),) * 2
+    assert seen["low"] == ((inherited[0], max(19, inherited[1])),) * 2
+    assert seen["normal"] == (inherited,) * 2
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == inherited  # the loop's thread is untouched
+
+
+def test_an_unknown_priority_is_refused():
+    from labelgate.server.batcher import lower_thread_priority
+
+    with pytest.raises(ValueError, match="unknown worker priority 'urgent'"):
+        lower_thread_priority("urgent", "encode")

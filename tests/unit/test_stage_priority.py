@@ -14,23 +14,23 @@ from labelgate.server.app import build_service
 from labelgate.server.metrics import Metrics
 from labelgate.server.settings import Settings
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
 
 
-def _niceness(items):
-    return [os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) for _ in items]
+def _policy(items):
+    return [os.sched_getscheduler(threading.get_native_id()) for _ in items]
 
 
 class _Backend:
-    """Each stage answers with the niceness of the thread it runs on."""
+    """Each stage answers with the scheduling policy of the thread it runs on."""
 
     def __init__(self, kind: str, device: str):
         self.info = ModelInfo(name=f"{kind}-model", kind=kind, version="v1", device=device)
-        self.encode = self.decode = self.detect = _niceness
+        self.encode = self.decode = self.detect = _policy
 
 
-async def _stage_niceness(device: str, heavy_stage_nice: int) -> dict[str, int]:
-    settings = Settings(heavy_stage_nice=heavy_stage_nice)
+async def _stage_policies(device: str, heavy_stage_priority: str) -> dict[str, int]:
+    settings = Settings(heavy_stage_priority=heavy_stage_priority)
     service = build_service(settings, Metrics(), _Backend("sam2", device), _Backend("grounding_dino", device))
     segmenter, detector = service.segmenters["sam2-model"], service.detectors["grounding_dino-model"]
     batchers = {"encode": segmenter.encoder, "decode": segmenter.decoder, "detect": detector.batcher}
@@ -44,16 +44,17 @@ async def _stage_niceness(device: str, heavy_stage_nice: int) -> dict[str, int]:
 
 
 async def test_on_the_cpu_the_encoder_and_detector_yield_to_the_decoder():
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    assert await _stage_niceness("cpu", 17) == {"encode": max(17, base), "decode": base, "detect": max(17, base)}
+    base = os.sched_getscheduler(0)
+    assert await _stage_policies("cpu", "idle") == {"encode": os.SCHED_IDLE, "decode": base, "detect": os.SCHED_IDLE}
 
 
-async def test_on_a_gpu_or_with_0_every_stage_keeps_the_process_priority():
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    assert await _stage_niceness("cuda:0", 17) == {"encode": base, "decode": base, "detect": base}
-    assert await _stage_niceness("cpu", 0) == {"encode": base, "decode": base, "detect": base}
+async def test_on_a_gpu_or_at_normal_priority_every_stage_keeps_the_process_priority():
+    base = os.sched_getscheduler(0)
+    assert await _stage_policies("cuda:0", "idle") == {"encode": base, "decode": base, "detect": base}
+    assert await _stage_policies("cpu", "normal") == {"encode": base, "decode": base, "detect": base}
 
 
-def test_the_niceness_must_be_one_linux_accepts():
-    with pytest.raises(ValueError, match="--heavy-stage-nice must be 0-19"):
-        Settings(heavy_stage_nice=20, demo_weights="x").validate()
+def test_the_priority_must_be_a_known_one():
+    assert Settings().heavy_stage_priority == "idle"
+    with pytest.raises(ValueError, match="--heavy-stage-priority urgent: choose idle, low, normal"):
+        Settings(heavy_stage_priority="urgent", demo_weights="x").validate()
