@@ -42,8 +42,6 @@ def lower_thread_priority(priority: str, stage: str) -> None:
     """Lowers the calling thread to `priority`. On Linux the scheduling policy and niceness are per
     thread, and the threads a model library starts from this one (OpenMP, MKL) inherit them, so
     setting them before the first model call lowers the whole stage. Failing costs only priority."""
-    if priority not in PRIORITIES:
-        raise ValueError(f"unknown worker priority {priority!r}; choose one of {PRIORITIES}")
     if priority == NORMAL:
         return
     if sys.platform != "linux":
@@ -82,6 +80,8 @@ class DynamicBatcher(Generic[T, R]):
     ):
         if max_batch_size < 1 or max_queue < 1 or max_delay_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_delay_s >= 0")
+        if worker_priority not in PRIORITIES:  # checked here: a failing thread initializer breaks the pool
+            raise ValueError(f"unknown worker priority {worker_priority!r}; choose one of {PRIORITIES}")
         self.stage, self.model = stage, model
         self._run_batch = run_batch
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue

@@ -196,8 +196,6 @@ async def test_heavy_stage_workers_and_the_threads_they_start_run_at_the_lower_p
     assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == inherited  # the loop's thread is untouched
 
 
-def test_an_unknown_priority_is_refused():
-    from labelgate.server.batcher import lower_thread_priority
-
+def test_an_unknown_priority_is_refused_when_the_batcher_is_made():
     with pytest.raises(ValueError, match="unknown worker priority 'urgent'"):
-        lower_thread_priority("urgent", "encode")
+        DynamicBatcher("encode", "m", Recorder(), 4, 0.05, 100, worker_priority="urgent")
