@@ -22,7 +22,7 @@ def _engines(graphs: dict, inputs: dict, workdir: Path, budget: Budget, builds: 
     try:
         require_tensorrt()
     except TensorRTUnavailable as error:
-        builds.update({name: f"n/a ({str(error).splitlines()[0][:80]})" for name in graphs})
+        builds.update({name: not_available(error) for name in graphs})
         return {}
     runners = {}
     options = EngineOptions(precision="fp16", max_batch_size=16, opt_batch_size=8, workspace_gib=16)

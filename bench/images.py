@@ -40,7 +40,8 @@ def object_masks(seed: int, width: int, height: int) -> list[np.ndarray]:
     labels = np.zeros((height, width), np.uint8)
     for index, (_, center, axes, angle) in enumerate(ellipses, start=1):
         cv2.ellipse(labels, center, axes, angle, 0, 360, index, thickness=-1)
-    return [labels == index for index in range(1, len(ellipses) + 1) if np.any(labels == index)]
+    masks = [labels == index for index in range(1, len(ellipses) + 1)]
+    return [mask for mask in masks if mask.any()]
 
 
 def jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:

@@ -19,7 +19,7 @@ from labelgate.bench.baseline_server import BaselineProcess
 from labelgate.bench.images import click_point, jpeg, object_masks, scene
 from labelgate.bench.rows import Row
 from labelgate.bench.setup import Models, Plan
-from labelgate.bench.timing import SETTLE_S, interleaved, median, throughput, timed
+from labelgate.bench.timing import interleaved, median, throughput
 from labelgate.server.launcher import ServerProcess
 from labelgate.server.masks import COCO_RLE, encode_mask
 from labelgate.server.servicer import mask_to_pb
@@ -188,31 +188,28 @@ class Scenarios:
         """Repeat clicks while another caller embeds new images back to back, against the same
         clicks on the idle server, round after round; on the default server (heavy stages at a
         lower CPU priority) and on one whose stages all share the same priority."""
-        servers = {"": self.stub, ", equal priority": self.equal_priority_stub}
+        # (row key, suffix of the title and sample names, server, its heavy stages' priority)
+        variants = [("click_under_load", "", self.stub, "lower CPU priority"),
+                    ("click_under_load_equal_priority", ", equal priority", self.equal_priority_stub, "normal priority")]
         samples: dict[str, list[float]] = {}
         for round_index in range(self.plan.rounds):
-            for suffix, stub in (reversed(servers.items()) if round_index % 2 else servers.items()):
-                idle, busy = samples.setdefault(f"click, idle{suffix}", []), samples.setdefault(f"click, encoding{suffix}", [])
-                idle += self._timed_clicks(stub)
+            for _, suffix, stub, _ in (reversed(variants) if round_index % 2 else variants):
+                samples.setdefault(f"click, idle{suffix}", []).extend(self._clicks_on(stub))
                 with _embedding_in_background(stub, self._new_image):
-                    busy += self._timed_clicks(stub)
+                    samples.setdefault(f"click, encoding{suffix}", []).extend(self._clicks_on(stub))
         self._keep(samples)
         rows = []
-        for suffix in servers:
+        for key, suffix, _, priority in variants:
             idle, busy = median(samples[f"click, idle{suffix}"]), median(samples[f"click, encoding{suffix}"])
-            priority = "encoder and detector at normal priority" if suffix else "encoder and detector at lower CPU priority"
-            rows.append(Row(f"click_under_load{suffix.replace(', ', '_').replace(' ', '_')}", f"Click under encoder load{suffix}",
+            rows.append(Row(key, f"Click under encoder load{suffix}",
                             f"p50 repeat click while another caller embeds new images / p50 repeat click on the idle "
-                            f"server ({priority})", busy / idle, None,
+                            f"server (encoder and detector at {priority})", busy / idle, None,
                             {"click while encoding": busy, "click, idle": idle}))
         return rows
 
-    def _timed_clicks(self, stub) -> list[float]:
-        clicks = []
-        for _ in range(self.plan.repeats_per_round):
-            time.sleep(SETTLE_S)
-            clicks.append(timed(lambda: self._repeat_click(stub))[0])
-        return clicks
+    def _clicks_on(self, stub) -> list[float]:
+        """Seconds per repeat click, a round's worth, timed as every other latency here."""
+        return interleaved({"click": lambda: self._repeat_click(stub)}, self.plan.repeats_per_round)["click"]
 
     def payload(self) -> list[Row]:
         """Click responses as they come back, and the same responses carrying the mask of a real
