@@ -133,10 +133,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
                               "(not combined with --point/--box)")
     segment.add_argument("--multimask", action="store_true",
                          help="ask SAM 2 for 3 candidate masks per object (the best is shown)")
-    segment.add_argument("--box-threshold", type=_threshold, default=0.0, metavar="T",
-                         help="for --text: detection score threshold (default: the server's, 0.35)")
-    segment.add_argument("--text-threshold", type=_threshold, default=0.0, metavar="T",
-                         help="for --text: phrase match threshold (default: the server's, 0.25)")
+    _add_threshold_flags(segment, "for --text: ")
     _add_output_flags(segment, "the best mask of each object, with its prompt or detection box")
     _add_connection_flags(segment)
     segment.set_defaults(func=_segment)
@@ -150,10 +147,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     detect.add_argument("image", type=_image_file, metavar="IMAGE", help="a PNG, JPEG, WebP, BMP or TIFF file")
     detect.add_argument("text", metavar="TEXT", help="what to find, as phrases ending in ' .', e.g. 'car . person .'")
-    detect.add_argument("--box-threshold", type=_threshold, default=0.0, metavar="T",
-                        help="detection score threshold (default: the server's, 0.35)")
-    detect.add_argument("--text-threshold", type=_threshold, default=0.0, metavar="T",
-                        help="phrase match threshold (default: the server's, 0.25)")
+    _add_threshold_flags(detect)
     _add_output_flags(detect, "the boxes with their labels and scores")
     _add_connection_flags(detect)
     detect.set_defaults(func=_detect)
@@ -165,6 +159,14 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_connection_flags(models)
     models.set_defaults(func=_models)
+
+
+def _add_threshold_flags(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """Grounding DINO's two thresholds; 0 sends nothing, so the server's defaults apply."""
+    parser.add_argument("--box-threshold", type=_threshold, default=0.0, metavar="T",
+                        help=f"{note}detection score threshold (default: the server's, 0.35)")
+    parser.add_argument("--text-threshold", type=_threshold, default=0.0, metavar="T",
+                        help=f"{note}phrase match threshold (default: the server's, 0.25)")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, drawn: str) -> None:
