@@ -64,15 +64,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip install -q --no-deps)
 export SAM2_BUILD_CUDA=0 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+FROM=()
 if [ -d "$WHEELS" ]; then
+    FROM=(--no-index --find-links "$WHEELS")
     log "installing from $WHEELS"
-    "${PIP[@]}" --no-index --find-links "$WHEELS" $BINARY $PURE || exit 1
-    "${PIP[@]}" --no-index --find-links "$WHEELS" --no-build-isolation $SOURCE_ONLY || exit 1
 else
     log "installing from the package index"
-    "${PIP[@]}" $BINARY $PURE || exit 1
-    "${PIP[@]}" --no-build-isolation $SOURCE_ONLY || exit 1
 fi
+"${PIP[@]}" "${FROM[@]}" $BINARY $PURE || exit 1
+"${PIP[@]}" "${FROM[@]}" --no-build-isolation $SOURCE_ONLY || exit 1
 "${PIP[@]}" --no-build-isolation -e clients/python -e . >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; exit 1; }
 if [ "$DEVICE" = cuda ] && ! "$VENV/bin/python" -c "import tensorrt" 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q "${LABELGATE_TENSORRT_PACKAGE:-tensorrt}" >"$WORK/tensorrt.log" 2>&1 \
