@@ -74,6 +74,11 @@ proto-check: venv
 		diff -q .build/proto-check/labelgate/v1/$$f clients/python/labelgate/v1/$$f || \
 		{ echo "generated stubs are stale: run 'make proto' and commit"; exit 1; }; done
 
+# docs/configuration.md from the settings; tests/unit/test_config_docs.py fails when it is stale.
+.PHONY: docs
+docs: venv
+	$(BIN)/python -m labelgate.server.config_docs docs/configuration.md
+
 # System packages the tests run for real (Debian): a no-op when already installed.
 SYSTEM_PACKAGES := redis-server
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

@@ -67,7 +67,7 @@ def ensure_tiny_random_checkpoint(work: Path) -> Path:
 
 def prepare_models(work: Path, quick: bool) -> Models:
     """Full: hiera-tiny 1024 px + the demo Grounding DINO. Quick: both demo models."""
-    from labelgate.models.weights_cli import ensure_demo_weights
+    from labelgate.models.demo import ensure_demo_weights
 
     demo_sam2, demo_gdino = ensure_demo_weights(work / "demo")
     if quick:

@@ -6,8 +6,9 @@ so one bad item never fails the batch. No protobuf, no grpc here.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -15,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    kind: str  # "sam2" | "grounding_dino"
+    kind: str  # the model kind's name (labelgate.models.kinds), e.g. "sam2"
     version: str  # content hash of the weights: a cache key part
     device: str
 
@@ -68,7 +69,7 @@ class DecodedMasks:
 @dataclass(frozen=True)
 class DetectItem:
     image: np.ndarray  # H x W x 3 uint8 RGB
-    caption: str  # normalised: lower case, ends with "."
+    caption: str  # as the caller wrote it; the backend normalises it the way its model expects
     box_threshold: float
     text_threshold: float
 
@@ -80,18 +81,31 @@ class Detection:
     label: str
 
 
-Result = Union[object, Exception]
+class Backend(ABC):
+    """What the server drives on every backend: its identity, readiness and release."""
 
-
-class SegmentationBackend(Protocol):
     info: ModelInfo
 
+    def ready(self) -> str | None:
+        """None when it can serve; else why not (a remote backend that lost its server)."""
+        return None
+
+    def close(self) -> None:
+        """Releases connections and memory; the backend is not used afterwards."""
+
+
+class PromptSegmentationBackend(Backend):
+    """Capability `segment_prompts`: image features once, then masks for any prompt on them."""
+
+    @abstractmethod
     def encode(self, images: Sequence[np.ndarray]) -> list[Union[ImageFeatures, Exception]]: ...
 
+    @abstractmethod
     def decode(self, items: Sequence[DecodeItem]) -> list[Union[DecodedMasks, Exception]]: ...
 
 
-class DetectionBackend(Protocol):
-    info: ModelInfo
+class DetectionBackend(Backend):
+    """Capability `detect`: boxes for the phrases of a caption."""
 
+    @abstractmethod
     def detect(self, items: Sequence[DetectItem]) -> list[Union[list[Detection], Exception]]: ...

@@ -8,6 +8,8 @@ from them are meaningless.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 SAM2_DEMO_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
@@ -18,6 +20,9 @@ SAM2_DEMO_OVERRIDES = (
     "++model.memory_attention.num_layers=1",
 )
 
+SAM2_DEMO_FILENAME = "sam2_demo.pt"
+GROUNDING_DINO_DEMO_DIRNAME = "grounding_dino_demo"
+
 # Token ids Grounding DINO hard-codes: [CLS] 101, [SEP] 102, "." 1012, "?" 1029.
 _SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 1012: ".", 1029: "?"}
 DEMO_WORDS = (
@@ -26,13 +31,14 @@ DEMO_WORDS = (
 ).split()
 
 
-def write_sam2_demo_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A random-weight SAM 2.1 hiera (shrunk) as `{'model': state_dict}`."""
+def write_sam2_demo_checkpoint(path: Path, seed: int = 0, config: str = SAM2_DEMO_CONFIG,
+                               overrides: tuple[str, ...] = SAM2_DEMO_OVERRIDES) -> Path:
+    """A random-weight SAM 2.1 hiera (shrunk; or any bundled `config`) as `{'model': state_dict}`."""
     import torch
     from sam2.build_sam import build_sam2
 
     torch.manual_seed(seed)
-    model = build_sam2(SAM2_DEMO_CONFIG, None, device="cpu", hydra_overrides_extra=list(SAM2_DEMO_OVERRIDES))
+    model = build_sam2(config, None, device="cpu", hydra_overrides_extra=list(overrides))
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.state_dict()}, path)
     return path
@@ -84,3 +90,42 @@ def write_grounding_dino_demo_model(directory: Path, seed: int = 0) -> Path:
     GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
     (directory / "labelgate-demo.json").write_text(json.dumps({"random_weights": True, "seed": seed}))
     return directory
+
+
+
+def demo_paths(directory: Path | str) -> tuple[Path, Path]:
+    """(SAM 2 checkpoint, Grounding DINO directory) of the demo weights in `directory`."""
+    directory = Path(directory)
+    return directory / SAM2_DEMO_FILENAME, directory / GROUNDING_DINO_DEMO_DIRNAME
+
+
+def demo_present(directory: Path | str) -> tuple[bool, bool]:
+    sam2, gdino = demo_paths(directory)
+    return sam2.is_file(), (gdino / "config.json").is_file() and (gdino / "model.safetensors").is_file()
+
+
+def ensure_demo_weights(directory: Path | str, seed: int = 0) -> tuple[Path, Path]:
+    """Write the random-weight demo models into `directory` unless already there; return
+    `demo_paths(directory)`. Each is written under a temporary name and renamed into place, so an
+    interrupted run never leaves a half-written model that looks present."""
+    sam2, gdino = demo_paths(directory)
+    sam2_ok, gdino_ok = demo_present(directory)
+    sam2.parent.mkdir(parents=True, exist_ok=True)
+    suffix = f".part-{os.getpid()}"
+    if not sam2_ok:
+        part = sam2.with_name(sam2.name + suffix)
+        try:
+            write_sam2_demo_checkpoint(part, seed=seed)
+            os.replace(part, sam2)
+        finally:
+            part.unlink(missing_ok=True)
+    if not gdino_ok:
+        part = gdino.with_name(gdino.name + suffix)
+        try:
+            write_grounding_dino_demo_model(part, seed=seed)
+            if gdino.exists():  # an incomplete earlier attempt
+                shutil.rmtree(gdino)
+            os.replace(part, gdino)
+        finally:
+            shutil.rmtree(part, ignore_errors=True)
+    return sam2, gdino

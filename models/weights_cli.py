@@ -5,74 +5,31 @@
     labelgate weights demo DIR [--seed 0]
 
 The top-level CLI calls `add_parser(subparsers)`; each subcommand's handler takes the parsed
-args and returns the exit code. `ensure_demo_weights` is also what `labelgate serve
---demo-weights DIR` uses.
+args and returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 from labelgate.models import registry
 from labelgate.models.demo import (
+    GROUNDING_DINO_DEMO_DIRNAME,
     SAM2_DEMO_CONFIG,
+    SAM2_DEMO_FILENAME,
     SAM2_DEMO_OVERRIDES,
-    write_grounding_dino_demo_model,
-    write_sam2_demo_checkpoint,
+    demo_paths,
+    demo_present,
+    ensure_demo_weights,
 )
 from labelgate.models.weights import NoNetworkError, WeightsError, fetch, is_present
 
 DEFAULT_WEIGHTS_DIR = "weights"
-SAM2_DEMO_FILENAME = "sam2_demo.pt"
-GROUNDING_DINO_DEMO_DIRNAME = "grounding_dino_demo"
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_NETWORK = 0, 1, 2
-
-
-# --- demo weights, also for `labelgate serve --demo-weights DIR` ---------------------------------
-
-
-def demo_paths(directory: Path | str) -> tuple[Path, Path]:
-    """(SAM 2 checkpoint, Grounding DINO directory) of the demo weights in `directory`."""
-    directory = Path(directory)
-    return directory / SAM2_DEMO_FILENAME, directory / GROUNDING_DINO_DEMO_DIRNAME
-
-
-def demo_present(directory: Path | str) -> tuple[bool, bool]:
-    sam2, gdino = demo_paths(directory)
-    return sam2.is_file(), (gdino / "config.json").is_file() and (gdino / "model.safetensors").is_file()
-
-
-def ensure_demo_weights(directory: Path | str, seed: int = 0) -> tuple[Path, Path]:
-    """Write the random-weight demo models into `directory` unless already there; return
-    `demo_paths(directory)`. Each is written under a temporary name and renamed into place, so an
-    interrupted run never leaves a half-written model that looks present."""
-    sam2, gdino = demo_paths(directory)
-    sam2_ok, gdino_ok = demo_present(directory)
-    sam2.parent.mkdir(parents=True, exist_ok=True)
-    suffix = f".part-{os.getpid()}"
-    if not sam2_ok:
-        part = sam2.with_name(sam2.name + suffix)
-        try:
-            write_sam2_demo_checkpoint(part, seed=seed)
-            os.replace(part, sam2)
-        finally:
-            part.unlink(missing_ok=True)
-    if not gdino_ok:
-        part = gdino.with_name(gdino.name + suffix)
-        try:
-            write_grounding_dino_demo_model(part, seed=seed)
-            if gdino.exists():  # an incomplete earlier attempt
-                shutil.rmtree(gdino)
-            os.replace(part, gdino)
-        finally:
-            shutil.rmtree(part, ignore_errors=True)
-    return sam2, gdino
 
 
 def demo_serve_args(directory: Path | str) -> list[str]:

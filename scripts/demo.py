@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from labelgate.models.weights_cli import ensure_demo_weights
+from labelgate.models.demo import ensure_demo_weights
 from labelgate.server.launcher import start_server
 
 
@@ -42,7 +42,7 @@ def main() -> int:
     server = start_server(workdir, args.weights)
     try:
         print(f"server SERVING on {server.address}; log: {server.log_path}")
-        cli = [sys.executable, "-m", "labelgate.server.cli"]
+        cli = [sys.executable, "-m", "labelgate.cli"]
         subprocess.run([*cli, "models", "--server", server.address], check=True)
         subprocess.run(
             [*cli, "segment", str(image), "--point", "210,290", "--box", "110,140,310,360", "--out", str(args.out),

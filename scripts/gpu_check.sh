@@ -100,7 +100,7 @@ left=$((BUDGET_S - ($(date +%s) - started)))
 BENCH_OUT="$WORK/bench"
 if [ $left -gt 60 ]; then
     log "labelgate bench --device $DEVICE (budget ${left}s, of which GPU rows $((left / 2))s)"
-    timeout "$left" "$VENV/bin/python" -m labelgate.server.cli bench --device "$DEVICE" --out "$BENCH_OUT" \
+    timeout "$left" "$VENV/bin/python" -m labelgate.cli bench --device "$DEVICE" --out "$BENCH_OUT" \
         --work "$WORK/bench-work" --gpu-budget-s "$((left / 2))" $([ "$DEVICE" = cpu ] && echo --quick) \
         >"$WORK/bench.log" 2>&1 \
         || { log "labelgate bench did not finish"; tail -n 40 "$WORK/bench.log"; }

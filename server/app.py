@@ -9,22 +9,21 @@ import signal
 from pathlib import Path
 
 import grpc
-import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from labelgate.models.backend import DecodeItem, DetectItem, SamPrompt
-from labelgate.server.batcher import NORMAL, DynamicBatcher
+from labelgate.models import kinds
+from labelgate.models.backend import Backend
 from labelgate.server.cache import ByteLRUCache
-from labelgate.server.errors import NotReady
+from labelgate.server.interceptor import RpcInterceptor
 from labelgate.server.metrics import Metrics
 from labelgate.server.readiness import ReadinessMonitor
 from labelgate.server.security import interceptors, server_credentials
-from labelgate.server.service import Detector, LabelgateService, Segmenter
+from labelgate.server.model_loading import cache_bytes_by_model, load_context, load_model, model_specs
+from labelgate.server.model_runtime import build_runtime
+from labelgate.server.service import LabelgateService
 from labelgate.server.servicer import LabelgateServicer
 from labelgate.server.settings import Settings
-from labelgate.server.shared_cache import build_feature_cache
 from labelgate.server.validation import Limits
 from labelgate.v1 import labelgate_pb2, labelgate_pb2_grpc
 
@@ -35,95 +34,21 @@ _HEALTH_NAMES = ("", SERVICE_NAME)
 _RESPONSE_FLUSH_S = 0.5
 
 
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
-    return requested
-
-
-def load_backends(settings: Settings):
-    """(SAM 2 backend, Grounding DINO backend or None), loaded as the settings say. Blocking.
-    A remote backend that cannot be reached yet raises NotReady."""
-    if settings.backend == "triton":
-        return _connect_triton(settings)
-    from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
-    from labelgate.models.grounding_dino.torch_backend import GroundingDinoBackend
-    from labelgate.models.sam2.torch_backend import Sam2TorchBackend
-    from labelgate.models.weights_cli import ensure_demo_weights
-
-    device = resolve_device(settings.device)
-    config, checkpoint, overrides, gdino = (
-        settings.sam2_config, Path(settings.sam2_checkpoint), settings.sam2_override, settings.gdino_model
-    )
-    if settings.demo_weights:
-        checkpoint, gdino_dir = ensure_demo_weights(Path(settings.demo_weights))
-        config, overrides, gdino = SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES + tuple(settings.sam2_override), str(gdino_dir)
-        log.warning("serving RANDOM demo weights from %s: masks and boxes are meaningless", settings.demo_weights)
-    name = settings.sam2_name or ("sam2_demo" if settings.demo_weights else "")
-    sam2 = Sam2TorchBackend.from_checkpoint(config, checkpoint, device, overrides, name=name, dtype=settings.dtype)
-    detector = GroundingDinoBackend.from_pretrained(Path(gdino), device=device) if gdino else None
-    return sam2, detector
-
-
-def _connect_triton(settings: Settings):
-    from labelgate.models.triton.connect import connect_backends
-    from labelgate.models.weights_cli import ensure_demo_weights
-
-    gdino, name = settings.gdino_model, settings.sam2_name
-    if settings.demo_weights:  # the processor of the demo Grounding DINO the repository was exported from
-        gdino = str(ensure_demo_weights(Path(settings.demo_weights))[1])
-    return connect_backends(settings.triton_url, sam2_name=name, gdino_processor=Path(gdino) if gdino else None)
-
-
-def warm_up(sam2, detector) -> None:
-    """One pass through every model, so the first user request does not pay for lazy init."""
-    image = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
-    features = _first(sam2.encode([image]))
-    point = SamPrompt(np.array([[10.0, 10.0]], np.float32), np.array([1], np.int32), np.zeros((0, 4), np.float32), True)
-    _first(sam2.decode([DecodeItem(features, point)]))
-    if detector is not None:
-        _first(detector.detect([DetectItem(image, "object .", 0.35, 0.25)]))
-
-
-def _first(results):
-    if isinstance(results[0], Exception):
-        raise results[0]
-    return results[0]
-
-
-def build_service(settings: Settings, metrics: Metrics, sam2, detector) -> LabelgateService:
-    delay = settings.max_batch_delay_ms / 1000.0
-
-    def batcher(stage, backend, run, heavy=False):
-        # Seconds-long stages on the CPU yield it to the mask decoder's clicks, which share those cores.
-        priority = settings.heavy_stage_priority if heavy and backend.info.device == "cpu" else NORMAL
-        return DynamicBatcher(stage, backend.info.name, run, settings.max_batch_size, delay, settings.max_queue, metrics.batch,
-                              worker_priority=priority)
-
-    segmenter = Segmenter(
-        backend=sam2,
-        features=build_feature_cache(settings, metrics, sam2),
-        encoder=batcher("encode", sam2, sam2.encode, heavy=True),
-        decoder=batcher("decode", sam2, sam2.decode),
-    )
-    detectors = {}
-    if detector is not None:
-        detectors[detector.info.name] = Detector(detector, batcher("detect", detector, detector.detect, heavy=True))
+def build_service(settings: Settings, metrics: Metrics, specs) -> LabelgateService:
+    """The service, expecting `specs`; each model joins it once loaded (`serve_model`)."""
     images = ByteLRUCache("images", settings.image_cache_bytes, lambda image: len(image.data), metrics.cache)
     limits = Limits(max_points=settings.max_points, max_boxes=settings.max_boxes, max_image_pixels=settings.max_image_pixels)
-    return LabelgateService({sam2.info.name: segmenter}, detectors, images, limits, metrics)
+    expected = [(spec.name, kinds.get(spec.kind).capabilities) for spec in specs]
+    return LabelgateService(images, limits, metrics, expected)
 
 
 class App:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.metrics = Metrics()
-        self.servicer = LabelgateServicer(self.metrics)
-        self.health = HealthServicer()
+        self.rpcs = RpcInterceptor(self.metrics, SERVICE_NAME)
+        self.servicer = LabelgateServicer()
+        self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.metrics_server = None
         self.port = 0
@@ -137,7 +62,8 @@ class App:
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),
         ]
-        self.server = grpc.aio.server(options=options, interceptors=interceptors(self.settings, SERVICE_NAME))
+        # RpcInterceptor first (outermost): it maps and counts what the bearer-token check refuses too.
+        self.server = grpc.aio.server(options=options, interceptors=[self.rpcs, *interceptors(self.settings, SERVICE_NAME)])
         labelgate_pb2_grpc.add_LabelgateServicer_to_server(self.servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE_NAME, "grpc.health.v1.Health", reflection.SERVICE_NAME), self.server)
@@ -163,39 +89,27 @@ class App:
         await self._load()
 
     async def _load(self) -> None:
-        sam2, detector = await self._load_backends()
-        service = build_service(self.settings, self.metrics, sam2, detector)
-        for runtime in list(service.segmenters.values()):
-            runtime.encoder.start()
-            runtime.decoder.start()
-        for runtime in service.detectors.values():
-            runtime.batcher.start()
+        """Loads every model side by side; each is served as soon as it is ready, SERVING once all are."""
+        specs = model_specs(self.settings)
+        if self.settings.demo_weights:
+            log.warning("serving RANDOM demo weights from %s: masks and boxes are meaningless", self.settings.demo_weights)
+        cache_bytes = cache_bytes_by_model(specs, self.settings.cache_bytes)
+        context = await asyncio.to_thread(load_context, self.settings)
+        service = build_service(self.settings, self.metrics, specs)
         self.servicer.service = service
+
+        async def load_and_serve(spec) -> Backend:
+            backend, kind = await load_model(spec, context, self.settings.warmup)
+            service.serve(build_runtime(backend, kind, self.settings, self.metrics, cache_bytes.get(spec.name, 0)))
+            log.info("serving %s (%s %s on %s)", spec.name, kind.name, backend.info.version, backend.info.device)
+            return backend
+
+        backends = await asyncio.gather(*(load_and_serve(spec) for spec in specs))
         for name in _HEALTH_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        models = ", ".join(f"{info.name} ({info.kind} {info.version} on {info.device})" for info, _ in service.list_models())
-        log.info("SERVING on %s:%d: %s", self.settings.host, self.port, models)
-        self.readiness = ReadinessMonitor.for_backends((sam2, detector), self._set_serving)
+        log.info("SERVING on %s:%d: %s", self.settings.host, self.port, ", ".join(spec.name for spec in specs))
+        self.readiness = ReadinessMonitor.for_backends(backends, self._set_serving)
         self.readiness.start()
-
-    async def _load_backends(self):
-        """Loads and warms the backends; while a remote one (Triton) is not ready, waits for it."""
-        attempts = 0
-        while True:
-            backends = ()
-            try:
-                backends = await asyncio.to_thread(load_backends, self.settings)
-                if self.settings.warmup:
-                    await asyncio.to_thread(warm_up, *backends)
-                return backends
-            except NotReady as error:
-                for backend in backends:
-                    if hasattr(backend, "close"):
-                        backend.close()
-                if attempts % 30 == 0:
-                    log.warning("waiting for the models (NOT_SERVING): %s", error)
-                attempts += 1
-                await asyncio.sleep(1.0)
 
     async def _set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -221,7 +135,7 @@ class App:
         await self.health.enter_graceful_shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.grace_seconds
-        if await self.servicer.drained(self.settings.grace_seconds):
+        if await self.rpcs.drained(self.settings.grace_seconds):
             # Handlers are done, but a large response may still be on its way out: closing the
             # transport now would reset it.
             await asyncio.sleep(min(_RESPONSE_FLUSH_S, max(0.0, deadline - loop.time())))

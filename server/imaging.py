@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from labelgate.server.errors import InvalidInput
+from labelgate.server.quoting import quoted
 
 SUPPORTED = "PNG, JPEG, WebP, BMP or TIFF"
 # The only Pillow decoders that ever see uploaded bytes. The JPEG one also opens MPO (a JPEG
@@ -102,7 +103,7 @@ def _unrecognised(data: bytes) -> InvalidInput:
         hint = " (this looks like base64 text: send the raw file bytes instead)"
     return InvalidInput(
         f"could not decode the image: received {len(data)} bytes starting with "
-        f"{data[:16]!r}, which is not a {SUPPORTED} image{hint}"
+        f"{quoted(data[:16])}, which is not a {SUPPORTED} image{hint}"
     )
 
 

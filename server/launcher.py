@@ -29,6 +29,7 @@ class ServerProcess:
     metrics_port: int
     log_path: Path
     credentials: grpc.ChannelCredentials | None = None  # for a server started with --tls-cert
+    startup_deadline: float = 0.0  # time.monotonic() by which it must report SERVING
 
     @property
     def address(self) -> str:
@@ -58,6 +59,18 @@ class ServerProcess:
                     return float(value)
         return 0.0
 
+    def wait_until_serving(self) -> None:
+        while True:
+            try:
+                if self.health() == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > self.startup_deadline:
+                self.process.kill()
+                raise RuntimeError(f"server never reported SERVING:\n{self.log()}")
+            time.sleep(0.2)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -68,15 +81,16 @@ class ServerProcess:
 
 
 def start_server(workdir: Path, demo_weights: Path | None, *extra: str,
-                 credentials: grpc.ChannelCredentials | None = None) -> ServerProcess:
+                 credentials: grpc.ChannelCredentials | None = None, wait_until_serving: bool = True) -> ServerProcess:
     """Serves `demo_weights` (or whatever `extra` flags say) on 127.0.0.1; logs go to workdir/server.log.
-    `credentials` are the client's for a TLS server (the health check and `channel()` use them)."""
+    `credentials` are the client's for a TLS server (the health check and `channel()` use them).
+    Returns once it reports SERVING, or once it listens (`wait_until_serving=False`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port_file = workdir / "ports.json"
     port_file.unlink(missing_ok=True)  # a stale file from an earlier run would point at a dead port
     log_path = workdir / "server.log"
     command = [
-        sys.executable, "-m", "labelgate.server.cli", "serve",
+        sys.executable, "-m", "labelgate.cli", "serve",
         *(["--demo-weights", str(demo_weights)] if demo_weights else []), "--host", "127.0.0.1", "--port", "0",
         "--metrics-port", "0", "--port-file", str(port_file), "--max-batch-delay-ms", "2", *extra,
     ]
@@ -90,14 +104,7 @@ def start_server(workdir: Path, demo_weights: Path | None, *extra: str,
             raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
         time.sleep(0.1)
     ports = json.loads(port_file.read_text())
-    server = ServerProcess(process, ports["port"], ports["metrics_port"], log_path, credentials)
-    while True:
-        try:
-            if server.health() == health_pb2.HealthCheckResponse.SERVING:
-                return server
-        except grpc.RpcError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"server never reported SERVING:\n{server.log()}")
-        time.sleep(0.2)
+    server = ServerProcess(process, ports["port"], ports["metrics_port"], log_path, credentials, deadline)
+    if wait_until_serving:
+        server.wait_until_serving()
+    return server

@@ -1,7 +1,7 @@
 """Health follows backends that can become unready while the server runs (remote ones, e.g.
 Triton): NOT_SERVING while any of them is not ready, SERVING again once all are, no restart.
 
-A backend takes part by having `ready() -> str | None` (None = ready, else why not). The checks
+Every backend answers `ready() -> str | None` (None = ready, else why not). The checks
 are blocking calls, run in threads, once per interval.
 """
 
@@ -27,7 +27,7 @@ class ReadinessMonitor:
 
     @classmethod
     def for_backends(cls, backends, set_serving, interval_s: float = DEFAULT_INTERVAL_S) -> "ReadinessMonitor":
-        checks = [backend.ready for backend in backends if backend is not None and callable(getattr(backend, "ready", None))]
+        checks = [backend.ready for backend in backends]
         return cls(checks, set_serving, interval_s)
 
     def start(self) -> None:

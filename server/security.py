@@ -3,21 +3,18 @@
 
 With a token, every call to the Labelgate service must carry ``authorization: Bearer TOKEN``.
 Health and reflection stay open, so load balancers and probes need no token. A refused call
-gets UNAUTHENTICATED (mapped in `labelgate.server.status` like every other error).
+raises `Unauthenticated`; the `RpcInterceptor` before this one answers it with UNAUTHENTICATED
+(mapped in `labelgate.server.status` like every other error), counts and logs it.
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
 from pathlib import Path
 
 import grpc
 
 from labelgate.server.errors import Unauthenticated
-from labelgate.server.status import status_for
-
-log = logging.getLogger(__name__)
 
 _PREFIX = "bearer "
 
@@ -48,15 +45,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
             return await continuation(handler_call_details)
         given = bearer_token(handler_call_details.invocation_metadata) is not None
         reason = "wrong bearer token" if given else "missing 'authorization: Bearer <token>' metadata"
-        log.info("%s refused: %s", handler_call_details.method, reason)
         return _refusal(f"{reason}: this server requires the token it was started with (--auth-token)")
 
 
 def _refusal(message: str) -> grpc.RpcMethodHandler:
-    code, details = status_for(Unauthenticated(message))
-
     async def refuse(request, context):
-        await context.abort(code, details)
+        raise Unauthenticated(message)
 
     return grpc.unary_unary_rpc_method_handler(refuse)
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Awaitable, TypeVar
+from typing import Awaitable, Sequence, TypeVar
 
 import numpy as np
 
 from labelgate.models.backend import DecodedMasks, DecodeItem, Detection, DetectItem, ImageFeatures, ModelInfo, SamPrompt
-from labelgate.models.grounding_dino.torch_backend import normalize_caption
-from labelgate.server.batcher import DynamicBatcher
+from labelgate.models.kinds import CAPABILITIES, DETECT, PROMPT_SEGMENT
 from labelgate.server.cache import ByteLRUCache
-from labelgate.server.errors import InvalidInput, NotFound, Unsupported
+from labelgate.server.errors import InvalidInput, NotFound, NotReady, Unsupported
 from labelgate.server.imaging import decode_image
 from labelgate.server.masks import encode_mask
 from labelgate.server.metrics import Metrics
+from labelgate.server.model_runtime import Detector, ModelRuntime, Segmenter
 from labelgate.server.queries import (
     BoxPrompt,
     DetectQuery,
@@ -31,37 +31,17 @@ from labelgate.server.queries import (
     SegmentQuery,
     SegmentResult,
 )
-from labelgate.server.shared_cache import TieredFeatureCache
-from labelgate.server.validation import Limits, check_detect, check_image_ref, check_in_image, check_segment_prompt
+from labelgate.server.quoting import quoted
+from labelgate.server.validation import (
+    Limits,
+    check_detect,
+    check_image_ref,
+    check_in_image,
+    check_model_name,
+    check_segment_prompt,
+)
 
 T = TypeVar("T")
-
-
-@dataclass
-class Segmenter:
-    """A SAM 2 model with its feature cache and its encoder and decoder batchers."""
-
-    backend: object
-    features: TieredFeatureCache
-    encoder: DynamicBatcher
-    decoder: DynamicBatcher
-
-    @property
-    def info(self) -> ModelInfo:
-        return self.backend.info
-
-    def key(self, image_id: str) -> tuple[str, str, str]:
-        return (image_id, self.info.name, self.info.version)
-
-
-@dataclass
-class Detector:
-    backend: object
-    batcher: DynamicBatcher
-
-    @property
-    def info(self) -> ModelInfo:
-        return self.backend.info
 
 
 @dataclass(frozen=True)
@@ -74,47 +54,63 @@ class StoredImage:
 
 
 class _RequestImage:
-    """The image of one request: its id and size always, its pixels decoded only when needed."""
+    """The image of one request: its id and size always, its pixels decoded only when needed, and
+    once: the detector and the image encoder, running side by side, share one decode."""
 
     def __init__(self, image_id: str, width: int, height: int, pixels: np.ndarray | None, data: bytes | None, service):
         self.image_id, self.width, self.height = image_id, width, height
         self._pixels, self._data, self._service = pixels, data, service
+        self._decoding: asyncio.Future | None = None
 
     async def pixels(self) -> np.ndarray:
         if self._pixels is None:
             if self._data is None:
                 raise NotFound(_unknown_image_message(self.image_id))
-            self._pixels = (await self._service._decode(self._data)).pixels
+            if self._decoding is None:
+                self._decoding = asyncio.ensure_future(self._service._decode(self._data))
+            # Shielded: a caller that goes away does not cancel the decode the others wait for.
+            self._pixels = (await asyncio.shield(self._decoding)).pixels
         return self._pixels
 
 
 def _unknown_image_message(image_id: str) -> str:
     return (
-        f"unknown image_id {image_id!r}: this server has not seen that image or has evicted it from its cache; "
+        f"unknown image_id {quoted(image_id)}: this server has not seen that image or has evicted it from its cache; "
         "send the image bytes in Image.data (the response gives the id to use for later calls)"
     )
 
 
 class LabelgateService:
-    def __init__(
-        self,
-        segmenters: dict[str, Segmenter],
-        detectors: dict[str, Detector],
-        images: ByteLRUCache[StoredImage],
-        limits: Limits,
-        metrics: Metrics,
-    ):
-        if not segmenters:
-            raise ValueError("at least one SAM 2 model is needed")
-        self.segmenters, self.detectors = segmenters, detectors
+    """Routes each request by capability and model name. Models join as they finish loading
+    (`serve`); until then a request naming one gets NotReady, and the others are served."""
+
+    def __init__(self, images: ByteLRUCache[StoredImage], limits: Limits, metrics: Metrics,
+                 expected: Sequence[tuple[str, frozenset[str]]]):
         self.images, self.limits, self.metrics = images, limits, metrics
-        self.default_segmenter = next(iter(segmenters))
-        self.default_detector = next(iter(detectors), "")
+        self.segmenters: dict[str, Segmenter] = {}
+        self.detectors: dict[str, Detector] = {}
+        self.runtimes: dict[str, ModelRuntime] = {}
+        self.loading = dict(expected)  # name -> capabilities, until served
+        self.order = [name for name, _ in expected]
+        self.default_segmenter = next((name for name, can in expected if PROMPT_SEGMENT in can), "")
+        self.default_detector = next((name for name, can in expected if DETECT in can), "")
+
+    def serve(self, runtime: ModelRuntime) -> None:
+        """Starts a loaded model's batchers and routes requests to it."""
+        name = runtime.backend.info.name
+        runtime.start()
+        self.runtimes[name] = runtime
+        if runtime.segmenter is not None:
+            self.segmenters[name] = runtime.segmenter
+        if runtime.detector is not None:
+            self.detectors[name] = runtime.detector
+        self.loading.pop(name, None)
 
     # --- public operations -------------------------------------------------------------------
 
     async def embed(self, image: ImageRef, model: str = "", deadline: float | None = None) -> EmbedResult:
         check_image_ref(image, "Embed")
+        check_model_name(model, "model")
         segmenter = self._segmenter(model)
         request_image = await self._resolve(image, segmenter)
         _, hit = await self._features(segmenter, request_image, deadline)
@@ -161,36 +157,35 @@ class LabelgateService:
         return DetectResult(request_image.image_id, request_image.width, request_image.height, detections)
 
     def list_models(self) -> list[tuple[ModelInfo, bool]]:
-        models = [(s.info, name == self.default_segmenter) for name, s in self.segmenters.items()]
-        models += [(d.info, name == self.default_detector) for name, d in self.detectors.items()]
-        return models
+        """The served models, each with whether it is a default (for its first capability)."""
+        defaults = {self.default_segmenter, self.default_detector}
+        served = [name for name in self.order if name in self.runtimes]
+        return [(self.runtimes[name].backend.info, name in defaults) for name in served]
 
     async def close(self) -> None:
-        for segmenter in self.segmenters.values():
-            await segmenter.encoder.close()
-            await segmenter.decoder.close()
-            await segmenter.features.close()
-        for detector in self.detectors.values():
-            await detector.batcher.close()
+        for runtime in self.runtimes.values():
+            await runtime.close()
 
     # --- steps ------------------------------------------------------------------------------
 
     def _segmenter(self, name: str) -> Segmenter:
-        segmenter = self.segmenters.get(name or self.default_segmenter)
-        if segmenter is None:
-            raise NotFound(f"unknown SAM 2 model {name!r}; this server has {sorted(self.segmenters)} (see ListModels)")
-        return segmenter
+        return self._route(name or self.default_segmenter, PROMPT_SEGMENT, self.segmenters)
 
     def _detector(self, name: str) -> Detector:
-        if not self.detectors:
-            raise Unsupported(
-                "this server runs without a Grounding DINO model, so text prompts are unavailable; "
-                "start it with --gdino-model DIR"
-            )
-        detector = self.detectors.get(name or self.default_detector)
-        if detector is None:
-            raise NotFound(f"unknown Grounding DINO model {name!r}; this server has {sorted(self.detectors)} (see ListModels)")
-        return detector
+        return self._route(name or self.default_detector, DETECT, self.detectors)
+
+    def _route(self, name: str, capability: str, served: dict):
+        if name in served:
+            return served[name]
+        what = CAPABILITIES[capability]
+        if not name:
+            raise Unsupported(f"this server runs no model for {what}; start it with one (labelgate serve --model NAME=KIND:WEIGHTS)")
+        if capability in self.loading.get(name, ()):
+            raise NotReady(f"model {name} is still loading; retry shortly (grpc.health.v1 says SERVING once all are loaded)")
+        able = sorted(served) + sorted(n for n, can in self.loading.items() if capability in can)
+        if name in self.runtimes or name in self.loading:
+            raise InvalidInput(f"model {name} cannot give {what}; the models that can: {able}")
+        raise NotFound(f"unknown model {quoted(name)}; the models for {what}: {able} (see ListModels)")
 
     async def _decode(self, data: bytes):
         return await self._timed("decode_image", asyncio.to_thread(decode_image, data, self.limits.max_image_pixels))
@@ -214,15 +209,11 @@ class LabelgateService:
         async def encode() -> ImageFeatures:
             return await segmenter.encoder.submit(await image.pixels(), deadline)
 
-        return await segmenter.features.get_or_compute(segmenter.key(image.image_id), encode)
+        return await segmenter.features.get_or_compute(segmenter.key(image.image_id), encode, deadline)
 
     async def _detect(self, detector: Detector, image: _RequestImage, text: str, box_threshold: float,
                       text_threshold: float, deadline: float | None) -> list[Detection]:
-        try:
-            caption = normalize_caption(text)
-        except ValueError as error:
-            raise InvalidInput(str(error)) from None
-        item = DetectItem(await image.pixels(), caption, box_threshold, text_threshold)
+        item = DetectItem(await image.pixels(), text, box_threshold, text_threshold)
         return await detector.batcher.submit(item, deadline)
 
     async def _timed(self, stage: str, work: Awaitable[T]) -> T:

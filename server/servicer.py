@@ -1,18 +1,12 @@
-"""The gRPC servicer: protobuf <-> service objects, errors -> status codes, request metrics."""
+"""The gRPC servicer: protobuf <-> service objects. Status codes, metrics and fault logging are
+`labelgate.server.interceptor`'s."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import logging
-import time
-import uuid
-
-import grpc
 
 from labelgate.server.errors import InvalidInput, NotReady
 from labelgate.server.masks import COCO_RLE, PNG, POLYGONS, EncodedMask
-from labelgate.server.metrics import Metrics
 from labelgate.server.queries import (
     DEFAULT_BOX_THRESHOLD,
     DEFAULT_TEXT_THRESHOLD,
@@ -22,81 +16,27 @@ from labelgate.server.queries import (
     PointPrompt,
     SegmentQuery,
 )
-from labelgate.server.status import INTERNAL_MESSAGE, status_for
 from labelgate.v1 import labelgate_pb2 as pb
 from labelgate.v1 import labelgate_pb2_grpc
-
-log = logging.getLogger(__name__)
 
 _FORMATS = {pb.COCO_RLE: COCO_RLE, pb.POLYGONS: POLYGONS, pb.PNG: PNG}
 
 
-def _rpc(method):
-    """Runs one RPC: maps any error to its status code, logs server faults, records metrics."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    async def handler(self: "LabelgateServicer", request, context: grpc.aio.ServicerContext):
-        self._in_flight += 1
-        self._drained.clear()
-        try:
-            return await _run(self, request, context)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._drained.set()
-
-    async def _run(self: "LabelgateServicer", request, context: grpc.aio.ServicerContext):
-        started = time.perf_counter()
-        code, message = grpc.StatusCode.OK, None
-        try:
-            return await method(self, request, context)
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception as error:
-            code, message = status_for(error)
-            if message is None:
-                request_id = uuid.uuid4().hex[:12]
-                log.exception("%s failed (request id %s)", name, request_id)
-                message = INTERNAL_MESSAGE.format(request_id=request_id)
-            else:
-                log.info("%s -> %s: %s", name, code.name, message)
-        finally:
-            self.metrics.requests.labels(name, code.name).inc()
-            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
-        await context.abort(code, message)
-
-    return handler
-
-
 class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
-    def __init__(self, metrics: Metrics):
-        self.metrics = metrics
-        self.service = None  # set once the models are loaded
-        self._in_flight = 0
-        self._drained = asyncio.Event()
-        self._drained.set()
+    """Errors raised here become status codes in `RpcInterceptor`, which also counts and logs every call."""
 
-    async def drained(self, timeout: float) -> bool:
-        """Waits until no RPC is running; False if some still are after `timeout` seconds."""
-        try:
-            await asyncio.wait_for(self._drained.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+    def __init__(self):
+        self.service = None  # set once the models are loaded
 
     def _ready_service(self):
         if self.service is None:
             raise NotReady("the models are still loading; retry shortly (watch grpc.health.v1 for SERVING)")
         return self.service
 
-    @_rpc
     async def Embed(self, request: pb.EmbedRequest, context) -> pb.EmbedResponse:
         result = await self._ready_service().embed(_image(request.image), request.model, _deadline(context))
         return pb.EmbedResponse(image_id=result.image_id, width=result.width, height=result.height, cache_hit=result.cache_hit)
 
-    @_rpc
     async def Segment(self, request: pb.SegmentRequest, context) -> pb.SegmentResponse:
         query = SegmentQuery(
             image=_image(request.image),
@@ -127,7 +67,6 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             ],
         )
 
-    @_rpc
     async def Detect(self, request: pb.DetectRequest, context) -> pb.DetectResponse:
         query = DetectQuery(
             image=_image(request.image),
@@ -144,7 +83,6 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             detections=[pb.Detection(box=_box_to_pb(d.box), score=d.score, label=d.label) for d in result.detections],
         )
 
-    @_rpc
     async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(
             models=[

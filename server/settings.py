@@ -12,14 +12,13 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from labelgate.models.default_pair import DEFAULT_GDINO_MODEL, DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+from labelgate.models.spec import ModelSpec
 from labelgate.server.batcher import PRIORITIES
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
-DEFAULT_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
-DEFAULT_SAM2_CHECKPOINT = "weights/sam2.1_hiera_tiny.pt"
-DEFAULT_GDINO_MODEL = "weights/grounding-dino-tiny"
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,9 @@ class Settings:
     sam2_name: str = ""
     gdino_model: str = DEFAULT_GDINO_MODEL
     demo_weights: str = ""
+    model: tuple[str, ...] = ()
+    models_file: str = ""
+    plugin: tuple[str, ...] = ()
     backend: str = "torch"
     triton_url: str = "127.0.0.1:8001"
     cache_bytes: int = 2 * GiB
@@ -87,7 +89,14 @@ class Settings:
         for override in self.sam2_override:
             if "=" not in override:
                 problems.append(f"--sam2-override {override!r}: expected KEY=VALUE, e.g. ++model.image_size=512")
-        if not self.demo_weights:
+        for text in self.model:
+            try:
+                ModelSpec.parse(text)
+            except ValueError as error:
+                problems.append(str(error))
+        if self.models_file and not Path(self.models_file).is_file():
+            problems.append(f"--models-file {self.models_file}: no such file")
+        if not self.demo_weights and not (self.model or self.models_file):
             if self.backend == "torch" and not Path(self.sam2_checkpoint).is_file():
                 problems.append(
                     f"--sam2-checkpoint {self.sam2_checkpoint}: no such file. Fetch it with "
@@ -121,11 +130,17 @@ _HELP = {
     "sam2_override": "hydra override for the SAM 2 config, KEY=VALUE (repeatable), e.g. ++model.image_size=512",
     "sam2_name": "model name clients use (default: the config's name, e.g. sam2.1_hiera_t)",
     "gdino_model": "Grounding DINO save_pretrained directory ('' = no text prompts)",
-    "demo_weights": "serve random demo weights from DIR (written if missing); overrides the model flags",
+    "demo_weights": "serve random demo weights from DIR (written if missing); overrides the SAM 2 and Grounding DINO flags",
+    "model": "serve a model: NAME=KIND:WEIGHTS[,KEY=VALUE...] (repeatable), e.g. large=sam2:weights/sam2.1_hiera_large.pt "
+             "or gd=grounding_dino:weights/grounding-dino-tiny; given without --demo-weights, it replaces the "
+             "SAM 2 / Grounding DINO flags; the first model of each capability is the default",
+    "models_file": "YAML file listing models to serve (models: [{name, kind, weights, OPTION: VALUE}]), like --model",
+    "plugin": "module or .py file to import before loading models (repeatable): it registers more model kinds",
     "backend": "torch (models in this process) or triton (models in Triton Inference Server at --triton-url; "
                "--gdino-model then only provides the Grounding DINO processor)",
     "triton_url": "Triton Inference Server gRPC address HOST:PORT, for --backend triton",
-    "cache_bytes": "byte budget of the SAM 2 feature cache (about 16 MiB per image at 1024 px)",
+    "cache_bytes": "byte budget of the image-feature caches, shared by the models (about 16 MiB per image for SAM 2 "
+                   "at 1024 px; a model's cache_share option sets its part)",
     "image_cache_bytes": "byte budget for received encoded images, kept so later calls can send only the image id",
     "redis_url": "shared SAM 2 feature cache for all replicas, e.g. redis://redis:6379/0 ('' = off)",
     "redis_ttl_seconds": "how long features stay in Redis after they were written",

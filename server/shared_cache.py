@@ -8,8 +8,9 @@ on every replica. A shared-tier hit is a cache hit for the client.
 Single flight across replicas: the replica that misses everywhere takes a short Redis lock on the
 key and encodes; the others poll for its result. The lock's PX is also the longest anyone waits:
 a holder that died (or is slower than that) stops blocking others once it expires, and after
-`lock_seconds` of waiting a replica encodes by itself. With Redis down there is no lock and every
-replica encodes on its own, as without the shared tier.
+`lock_seconds` of waiting a replica encodes by itself. A request's own deadline, if sooner, ends
+its wait with DeadlineExceeded. With Redis down there is no lock and every replica encodes on its
+own, as without the shared tier.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Awaitable, Callable, Hashable
 
 from labelgate.models.backend import ImageFeatures
 from labelgate.server.cache import ByteLRUCache
+from labelgate.server.errors import DeadlineExceeded
 from labelgate.server.feature_codec import FeatureFormatError, SharedTierFeatures, decode_features, encode_features
 from labelgate.server.redis_tier import Lock, RedisFeatureStore, redact
 
@@ -56,8 +58,22 @@ class TieredFeatureCache:
                 self.local.put(key, value)
         return value
 
-    async def get_or_compute(self, key: Hashable, compute: Callable[[], Awaitable[ImageFeatures]]) -> tuple[ImageFeatures, bool]:
-        """(features, cache_hit): local tier, else shared tier, else `compute()` (then published)."""
+    async def get_or_compute(self, key: Hashable, compute: Callable[[], Awaitable[ImageFeatures]],
+                             deadline: float | None = None) -> tuple[ImageFeatures, bool]:
+        """(features, cache_hit): local tier, else shared tier, else `compute()` (then published).
+
+        `deadline` (event-loop time, None = none) bounds this caller's wait, for another replica's
+        lock too: past it, DeadlineExceeded. The work goes on while other callers still wait for it."""
+        timeout = asyncio.timeout_at(deadline)
+        try:
+            async with timeout:
+                return await self._get_or_compute(key, compute)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise DeadlineExceeded("the deadline passed while waiting for the image features; retry with a longer deadline") from None
+
+    async def _get_or_compute(self, key: Hashable, compute: Callable[[], Awaitable[ImageFeatures]]) -> tuple[ImageFeatures, bool]:
         if self.shared is None:
             return await self.local.get_or_compute(key, compute)
         value, hit = await self.local.get_or_compute(key, lambda: self._shared_or_compute(key, compute))
@@ -117,12 +133,13 @@ class TieredFeatureCache:
             return None
 
 
-def build_feature_cache(settings, metrics, backend) -> TieredFeatureCache:
-    """The feature cache `labelgate serve` uses: local only, or local + Redis with --redis-url.
+def build_feature_cache(settings, metrics, backend, max_bytes: int) -> TieredFeatureCache:
+    """One model's feature cache: local only (`max_bytes`, reported as cache "features/<model>"), or
+    local + Redis with --redis-url.
 
     Features read from Redis become torch tensors on the backend's device, as every backend's
     decoder takes them."""
-    local = ByteLRUCache("features", settings.cache_bytes, lambda features: features.nbytes, metrics.cache)
+    local = ByteLRUCache(f"features/{backend.info.name}", max_bytes, lambda features: features.nbytes, metrics.cache)
     shared = None
     if settings.redis_url:
         shared = RedisFeatureStore(settings.redis_url, settings.redis_ttl_seconds, metrics.shared_cache,

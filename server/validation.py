@@ -6,7 +6,12 @@ import math
 from dataclasses import dataclass
 
 from labelgate.server.errors import InvalidInput
+from labelgate.server.imaging import looks_like_image_id
 from labelgate.server.queries import BoxPrompt, DetectQuery, SegmentQuery
+from labelgate.server.quoting import quoted
+
+# Far above any real model name; a longer one is a mistake, not a name to look up and echo.
+MAX_MODEL_NAME_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,19 @@ class Limits:
 def check_image_ref(query_image, what: str) -> None:
     if not query_image.data and not query_image.image_id:
         raise InvalidInput(f"{what}: no image: set Image.data to the encoded image bytes, or Image.image_id to an id from an earlier call")
+    if not query_image.data and not looks_like_image_id(query_image.image_id):
+        raise InvalidInput(
+            f"{what}: image_id {quoted(query_image.image_id)} is not an image id: ids are 'img_' and 32 lower-case "
+            "hex digits, as given in the image_id of an earlier response"
+        )
+
+
+def check_model_name(name: str, field: str) -> None:
+    if len(name) > MAX_MODEL_NAME_CHARS:
+        raise InvalidInput(
+            f"the {field} field: a name of {len(name)} characters is over the limit of {MAX_MODEL_NAME_CHARS}: "
+            "use a name from ListModels, or leave it empty for the default"
+        )
 
 
 def check_threshold(value: float, name: str) -> None:
@@ -30,6 +48,8 @@ def check_threshold(value: float, name: str) -> None:
 def check_segment_prompt(query: SegmentQuery, limits: Limits) -> None:
     """Checks that need no image: prompt kinds, counts, finiteness, box order."""
     check_image_ref(query.image, "Segment")
+    check_model_name(query.model, "model")
+    check_model_name(query.detector_model, "detector_model")
     has_geometry = bool(query.points or query.boxes)
     if query.text.strip() and has_geometry:
         raise InvalidInput("a text prompt cannot be combined with points or boxes: send them in separate Segment calls")
@@ -85,6 +105,7 @@ def check_text(text: str, limits: Limits) -> None:
 
 def check_detect(query: DetectQuery, limits: Limits) -> None:
     check_image_ref(query.image, "Detect")
+    check_model_name(query.model, "model")
     check_text(query.text, limits)
     check_threshold(query.box_threshold, "box_threshold")
     check_threshold(query.text_threshold, "text_threshold")

@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def demo_weights(tmp_path_factory) -> Path:
     """A `labelgate weights demo` directory: SAM 2 `{'model': state_dict}` .pt + Grounding DINO save_pretrained."""
-    from labelgate.models.weights_cli import ensure_demo_weights
+    from labelgate.models.demo import ensure_demo_weights
 
     directory = tmp_path_factory.mktemp("weights") / "demo"
     ensure_demo_weights(directory)

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from labelgate.server.settings import DEFAULT_GDINO_MODEL, DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
+    from labelgate.models.default_pair import DEFAULT_GDINO_MODEL, DEFAULT_SAM2_CHECKPOINT, DEFAULT_SAM2_CONFIG
 
     export = subparsers.add_parser(
         "export",
@@ -168,7 +168,7 @@ def _onnx(args: argparse.Namespace) -> int:
 def _load_models(args: argparse.Namespace):
     from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
     from labelgate.models.sam2.torch_backend import Sam2TorchBackend
-    from labelgate.models.weights_cli import ensure_demo_weights
+    from labelgate.models.demo import ensure_demo_weights
 
     config, checkpoint, overrides, gdino, name = (
         args.sam2_config, args.sam2_checkpoint, tuple(args.sam2_override), args.gdino_model, args.sam2_name

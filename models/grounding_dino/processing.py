@@ -58,11 +58,43 @@ def checked_caption(item: DetectItem) -> str:
 def model_inputs(processor, images: list[np.ndarray], caption: str, image_size: tuple[int, int] | None = None):
     """The processor's tensors for images that all get `caption`. With `image_size` (height, width)
     every image is resized to exactly that size (what a fixed-size exported graph takes);
-    otherwise the processor's own resize rule applies (aspect-preserving for the official ones)."""
+    otherwise the processor's own resize rule applies (aspect-preserving for the official ones),
+    with no side rounded down to zero (see `nonzero_resize`)."""
+    image_size = image_size or _nonzero_resize_for_all(processor, images)
     kwargs = {"size": {"height": image_size[0], "width": image_size[1]}} if image_size else {}
     return processor(
         images=images, text=[caption] * len(images), return_tensors="pt", input_data_format="channels_last", **kwargs
     )
+
+
+def nonzero_resize(processor, shape: tuple[int, int]) -> tuple[int, int] | None:
+    """The size (height, width) the processor resizes an image of `shape` to, with a side it would
+    round down to 0 pixels raised to 1; None where the processor's own rule gives no empty side.
+
+    The shortest/longest-edge rule of the official processors shrinks the short side to
+    round(longest_edge * short / long), which is 0 for an image at least 2 x longest_edge times
+    longer than wide (e.g. 1 x 2666 pixels at 800/1333), and the resize then fails."""
+    from transformers.image_transforms import get_size_with_aspect_ratio
+
+    size = processor.image_processor.size
+    shortest, longest = size.get("shortest_edge"), size.get("longest_edge")
+    if not (shortest and longest):
+        return None
+    height, width = get_size_with_aspect_ratio(tuple(shape), shortest, longest)
+    if height >= 1 and width >= 1:
+        return None
+    return max(height, 1), max(width, 1)
+
+
+def _nonzero_resize_for_all(processor, images: list[np.ndarray]) -> tuple[int, int] | None:
+    """One explicit size for the whole call where some image needs `nonzero_resize`, else None."""
+    shapes = {tuple(image.shape[:2]) for image in images}
+    sizes = {nonzero_resize(processor, shape) for shape in shapes}
+    if sizes == {None}:
+        return None
+    if len(shapes) > 1:
+        raise ValueError(f"an image of extreme aspect ratio must be processed apart from images of other shapes: {shapes}")
+    return sizes.pop()
 
 
 def text_structure(input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from labelgate.models.backend import Detection, DetectItem, ModelInfo
+from labelgate.models.backend import Detection, DetectionBackend, DetectItem, ModelInfo
 from labelgate.models.grounding_dino.processing import checked_caption, detections, model_inputs
 from labelgate.models.grounding_dino.processing import normalize_caption  # noqa: F401  (re-exported)
 from labelgate.models.grounding_dino.text_cache import DEFAULT_MAX_ENTRIES, install_text_cache
@@ -19,7 +19,6 @@ from labelgate.models.weights_hash import weights_version
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH_SIZE = 8
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -29,7 +28,7 @@ def weight_files(directory: Path) -> list[Path]:
     return sorted(files + [directory / "config.json"])
 
 
-class GroundingDinoBackend:
+class GroundingDinoBackend(DetectionBackend):
     def __init__(
         self,
         model: torch.nn.Module,
@@ -37,14 +36,10 @@ class GroundingDinoBackend:
         name: str,
         version: str,
         text_cache_entries: int = DEFAULT_MAX_ENTRIES,
-        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     ):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.model = model.eval()
         self.processor = processor
         self.device = next(model.parameters()).device
-        self.max_batch_size = max_batch_size
         self.text_cache = install_text_cache(model, text_cache_entries)
         self.info = ModelInfo(name=name, kind="grounding_dino", version=version, device=str(self.device))
 
@@ -55,7 +50,6 @@ class GroundingDinoBackend:
         device: str = "cpu",
         name: str = "",
         text_cache_entries: int = DEFAULT_MAX_ENTRIES,
-        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     ) -> "GroundingDinoBackend":
         """Load a transformers `save_pretrained` directory (model + processor), e.g. a snapshot of
         `IDEA-Research/grounding-dino-tiny`."""
@@ -68,7 +62,7 @@ class GroundingDinoBackend:
         name = name or directory.resolve().name
         log.info("loaded Grounding DINO %s (%s, version %s) on %s", name, directory, version, device)
         return cls(
-            model, processor, name=name, version=version, text_cache_entries=text_cache_entries, max_batch_size=max_batch_size
+            model, processor, name=name, version=version, text_cache_entries=text_cache_entries
         )
 
     def detect(self, items: Sequence[DetectItem]) -> list[list[Detection] | Exception]:
@@ -83,16 +77,15 @@ class GroundingDinoBackend:
                 results[index] = error
                 continue
             groups[(caption, tuple(item.image.shape[:2]))].append(index)
+        # The batch's size is the batcher's (--max-batch-size): no second limit here.
         for (caption, _), members in groups.items():
-            for start in range(0, len(members), self.max_batch_size):
-                chunk = members[start : start + self.max_batch_size]
-                try:
-                    for index, found in zip(chunk, self._detect_group(caption, [items[i] for i in chunk])):
-                        results[index] = found
-                except Exception as error:  # one failure fails this group only
-                    log.debug("Grounding DINO group failed", exc_info=True)
-                    for index in chunk:
-                        results[index] = error
+            try:
+                for index, found in zip(members, self._detect_group(caption, [items[i] for i in members])):
+                    results[index] = found
+            except Exception as error:  # one failure fails this group only
+                log.debug("Grounding DINO group failed", exc_info=True)
+                for index in members:
+                    results[index] = error
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()

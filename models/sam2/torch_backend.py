@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo
+from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo, PromptSegmentationBackend
 from labelgate.models.sam2.features import image_feature_levels, image_features
 from labelgate.models.sam2.prompts import make_transforms, prompt_tokens, upscale_masks
 from labelgate.models.weights_hash import weights_version
@@ -31,7 +31,7 @@ def load_sam2(config: str, checkpoint: Path | None, device: str, overrides: Sequ
     return build_sam2(config, str(checkpoint) if checkpoint else None, device=device, hydra_overrides_extra=list(overrides))
 
 
-class Sam2TorchBackend:
+class Sam2TorchBackend(PromptSegmentationBackend):
     def __init__(self, model: torch.nn.Module, name: str, version: str, dtype: str = "fp32"):
         self.model = model
         self.device = next(model.parameters()).device
@@ -39,10 +39,6 @@ class Sam2TorchBackend:
         if self.dtype != torch.float32 and self.device.type != "cuda":
             raise ValueError(f"--dtype {dtype} needs a CUDA device; this model is on {self.device}")
         self.transforms = make_transforms(model.image_size)
-        # On a CPU a forward pass costs the sum of its requests and more (eight requests'
-        # activations and copied features no longer fit in cache): there each request, image or
-        # prompt, runs alone, exactly as unbatched. Shared passes pay off on a GPU.
-        self.shares_forward_passes = self.device.type != "cpu"
         self.info = ModelInfo(name=name, kind="sam2", version=version, device=str(self.device))
 
     @classmethod
@@ -66,8 +62,6 @@ class Sam2TorchBackend:
 
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> list[ImageFeatures | Exception]:
-        if not self.shares_forward_passes and len(images) > 1:
-            return [features for image in images for features in self.encode([image])]
         try:
             batch = torch.stack([self.transforms(image) for image in images]).to(self.device)
             with self._autocast():
@@ -84,18 +78,18 @@ class Sam2TorchBackend:
     def decode(self, items: Sequence[DecodeItem]) -> list[DecodedMasks | Exception]:
         results: list[DecodedMasks | Exception | None] = [None] * len(items)
         # Only prompts with the same token count can share a forward pass: padding would change
-        # the attention and so the masks.
-        shared = self.shares_forward_passes
-        groups: dict[tuple[int, bool, int], list[tuple[int, torch.Tensor, torch.Tensor]]] = defaultdict(list)
+        # the attention and so the masks. (How many requests come at once is the batcher's
+        # business: on a CPU the `sam2` kind sends them one at a time.)
+        groups: dict[tuple[int, bool], list[tuple[int, torch.Tensor, torch.Tensor]]] = defaultdict(list)
         for index, item in enumerate(items):
             try:
                 coords, labels = prompt_tokens(self.transforms, item.prompt, item.features.orig_hw, self.device)
             except Exception as error:
                 results[index] = error
                 continue
-            key = (coords.shape[1], item.prompt.multimask_output, -1 if shared else index)
+            key = (coords.shape[1], item.prompt.multimask_output)
             groups[key].append((index, coords, labels))
-        for (_, multimask, _), members in groups.items():
+        for (_, multimask), members in groups.items():
             try:
                 for index, decoded in self._decode_group(items, members, multimask):
                     results[index] = decoded

@@ -1,4 +1,5 @@
-"""Builds the Triton backends for `labelgate serve --backend triton --triton-url HOST:PORT`."""
+"""Builds the Triton backends of the `sam2` and `grounding_dino` kinds for `labelgate serve --backend
+triton --triton-url HOST:PORT`: each model gets its own connection once Triton says its graphs are ready."""
 
 from __future__ import annotations
 
@@ -10,22 +11,24 @@ from labelgate.models.triton.sam2_backend import Sam2TritonBackend
 from labelgate.server.errors import NotReady
 
 
-def connect_backends(url: str, sam2_name: str = "", gdino_processor: Path | None = None):
-    """(Sam2TritonBackend, GroundingDinoTritonBackend or None) over one connection to `url`.
+def connect_sam2(url: str, name: str = "") -> Sam2TritonBackend:
+    """Raises NotReady while Triton or the SAM 2 graphs are not ready (the caller retries)."""
+    return _connected(url, Sam2TritonBackend.models, lambda connection: Sam2TritonBackend(connection, name=name))
 
-    Raises NotReady while Triton or one of the models is not ready (the caller retries);
-    `gdino_processor` is the Grounding DINO save_pretrained directory whose processor prepares
-    the inputs (None: no text prompts, and no grounding_dino model needed in Triton).
-    """
+
+def connect_grounding_dino(url: str, processor: Path, name: str = "") -> GroundingDinoTritonBackend:
+    """`processor` is the save_pretrained directory the graph was exported from: its processor prepares the inputs."""
+    return _connected(url, GroundingDinoTritonBackend.models,
+                      lambda connection: GroundingDinoTritonBackend.from_pretrained(connection, processor, name=name))
+
+
+def _connected(url: str, models, build):
     connection = TritonConnection(url)
     try:
-        models = Sam2TritonBackend.models + (GroundingDinoTritonBackend.models if gdino_processor else ())
         reason = connection.ready(models)
         if reason is not None:
             raise NotReady(reason)
-        sam2 = Sam2TritonBackend(connection, name=sam2_name)
-        detector = GroundingDinoTritonBackend.from_pretrained(connection, gdino_processor) if gdino_processor else None
-        return sam2, detector
+        return build(connection)
     except BaseException:
         connection.close()
         raise

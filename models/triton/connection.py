@@ -5,7 +5,8 @@ event loop of its own (one thread), so a batch of items becomes concurrent Trito
 Triton's dynamic batcher can group, with no blocking of the server's own loop.
 
 Errors become domain errors: Triton unreachable, or a model missing or not ready, is `NotReady`
-with the Triton URL in the message (the client sees UNAVAILABLE); anything else is a server fault.
+with the Triton URL in the message (the client sees UNAVAILABLE); an input Triton or the model
+refuses (INVALID_ARGUMENT) is `InvalidInput`; anything else is a server fault.
 The channel retries connecting every second at most, so labelgate serves again soon after Triton
 comes back, without a restart.
 """
@@ -19,7 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from labelgate.server.errors import NotReady
+from labelgate.server.errors import InvalidInput, NotReady
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,16 @@ class TritonConnection:
             raise self.translate(error, model) from None
 
     def translate(self, error: BaseException, model: str | None) -> Exception:
-        """NotReady for an unreachable server or a model it cannot serve now; other errors unchanged."""
+        """NotReady for an unreachable server or a model it cannot serve now, InvalidInput for an
+        input refused; other errors unchanged."""
         status = str(getattr(error, "status", lambda: None)() or "")
         message = getattr(error, "message", lambda: str(error))() or type(error).__name__
         if isinstance(error, (ConnectionError, OSError)) or status in _UNREACHABLE:
             return NotReady(f"Triton at {self.url} is unavailable: {message}")
         if model is not None and status == "StatusCode.NOT_FOUND":
             return NotReady(f"Triton at {self.url} has no model {model!r} ready ({message})")
+        if status == "StatusCode.INVALID_ARGUMENT":
+            return InvalidInput(f"Triton model {model!r} refused the input: {message}")
         if isinstance(error, Exception) and not status:
             return error
         return RuntimeError(f"Triton at {self.url}, model {model}: {status} {message}")

@@ -16,14 +16,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from labelgate.models.backend import Detection, DetectItem, ModelInfo
+from labelgate.models.backend import Detection, DetectionBackend, DetectItem, ModelInfo
 from labelgate.models.export.graphs import GROUNDING_DINO, GroundingDinoGraph
 from labelgate.models.grounding_dino.processing import checked_caption, detections, model_inputs, text_structure
 from labelgate.models.triton.connection import TritonConnection
 from labelgate.models.triton.sam2_backend import config_parameters
 
 
-class GroundingDinoTritonBackend:
+class GroundingDinoTritonBackend(DetectionBackend):
     models = (GROUNDING_DINO,)
 
     def __init__(self, connection: TritonConnection, processor, name: str = ""):

@@ -7,7 +7,8 @@ python-backend stub runs in (see the README, "Triton and TensorRT").
 
 Triton's dynamic batcher hands `execute` several requests at once; their rows run as one ONNX
 Runtime call and every request gets exactly one response. Requests whose shapes differ run
-separately, and a failing group fails only its own requests.
+separately, and a failing group fails only its own requests. A request that fails the input
+checks gets INVALID_ARG (the caller's mistake); any other failure is INTERNAL.
 """
 
 import json
@@ -40,6 +41,9 @@ class TritonPythonModel:
         for index, request in enumerate(requests):
             try:
                 arrays = self._inputs(request)
+            except (ValueError, TypeError) as error:
+                responses[index] = _error(error, pb_utils.TritonError.INVALID_ARG)
+                continue
             except Exception as error:
                 responses[index] = _error(error)
                 continue
@@ -78,5 +82,8 @@ class TritonPythonModel:
         return arrays
 
 
-def _error(error):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{type(error).__name__}: {error}"))
+def _error(error, code=None):
+    """A failed response; `code` None = INTERNAL (TritonError's default)."""
+    message = f"{type(error).__name__}: {error}"
+    triton_error = pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
+    return pb_utils.InferenceResponse(output_tensors=[], error=triton_error)

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo
+from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo, PromptSegmentationBackend
 from labelgate.models.export.graphs import SAM2_IMAGE_ENCODER, SAM2_MASK_DECODER, Sam2ImageEncoderGraph
 from labelgate.models.sam2.features import image_features
 from labelgate.models.sam2.prompts import make_transforms, prompt_tokens, upscale_masks
@@ -43,7 +43,7 @@ def config_parameters(config: dict, url: str) -> dict[str, str]:
     return parameters
 
 
-class Sam2TritonBackend:
+class Sam2TritonBackend(PromptSegmentationBackend):
     models = (SAM2_IMAGE_ENCODER, SAM2_MASK_DECODER)
 
     def __init__(self, connection: TritonConnection, name: str = ""):

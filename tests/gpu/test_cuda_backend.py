@@ -19,7 +19,7 @@ def test_sam2_cuda_masks_match_cpu(demo_weights, dtype):
     from labelgate.models.backend import DecodeItem, SamPrompt
     from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
     from labelgate.models.sam2.torch_backend import Sam2TorchBackend
-    from labelgate.models.weights_cli import demo_paths
+    from labelgate.models.demo import demo_paths
 
     checkpoint, _ = demo_paths(demo_weights)
     cpu = Sam2TorchBackend.from_checkpoint(SAM2_DEMO_CONFIG, checkpoint, "cpu", SAM2_DEMO_OVERRIDES)

@@ -75,7 +75,7 @@ def test_grounding_dino_engine_matches_onnx_runtime(engines, demo_onnx, demo_wei
     from transformers import AutoProcessor
 
     from labelgate.models.export.onnx import grounding_dino_inputs, run_onnx
-    from labelgate.models.weights_cli import demo_paths
+    from labelgate.models.demo import demo_paths
 
     precision, runners = engines
     processor = AutoProcessor.from_pretrained(demo_paths(demo_weights)[1])

@@ -10,16 +10,17 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
-from labelgate.models.weights_cli import demo_paths
+from labelgate.models.demo import demo_paths
 
 
-def sam2_predictor(demo_weights: Path):
-    """`SAM2ImagePredictor` over the demo checkpoint, built by sam2's own `build_sam2`."""
+def sam2_predictor(demo_weights: Path, checkpoint: Path | None = None, config: str = SAM2_DEMO_CONFIG):
+    """`SAM2ImagePredictor` over the demo checkpoint (or another shrunk one built from `config`),
+    built by sam2's own `build_sam2`."""
     from sam2.build_sam import build_sam2
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    checkpoint, _ = demo_paths(demo_weights)
-    model = build_sam2(SAM2_DEMO_CONFIG, str(checkpoint), device="cpu", hydra_overrides_extra=list(SAM2_DEMO_OVERRIDES))
+    checkpoint = checkpoint or demo_paths(demo_weights)[0]
+    model = build_sam2(config, str(checkpoint), device="cpu", hydra_overrides_extra=list(SAM2_DEMO_OVERRIDES))
     predictor = SAM2ImagePredictor(model)
     # The predictor hard-codes the feature sizes of 1024 px models; the demo model is 256 px.
     side = model.image_size // 4

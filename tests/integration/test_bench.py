@@ -24,7 +24,7 @@ def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-results")
     work = tmp_path_factory.mktemp("bench-work")
     completed = subprocess.run(
-        [sys.executable, "-m", "labelgate.server.cli", "bench", "--quick", "--device", "cpu", "--out", str(out),
+        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--device", "cpu", "--out", str(out),
          "--work", str(work)],
         capture_output=True, text=True, timeout=300,
     )

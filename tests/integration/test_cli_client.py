@@ -36,7 +36,7 @@ def server(demo_weights, tmp_path_factory):
     """The address ("127.0.0.1:PORT") of a SERVING `labelgate serve --demo-weights` process."""
     work = tmp_path_factory.mktemp("server")
     port_file, log_path = work / "port.json", work / "server.log"
-    command = [sys.executable, "-m", "labelgate.server.cli", "serve", "--demo-weights", str(demo_weights),
+    command = [sys.executable, "-m", "labelgate.cli", "serve", "--demo-weights", str(demo_weights),
                "--port", "0", "--metrics-port", "-1", "--port-file", str(port_file)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV)
@@ -189,7 +189,7 @@ def test_rpc_errors_raise_client_error(client, tmp_path):
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "labelgate.server.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "labelgate.cli", *args], capture_output=True, text=True,
                           env=ENV, timeout=timeout)
 
 

@@ -64,11 +64,13 @@ async def test_async_client_over_mutual_tls_with_token(server, pki):
 
 @pytest.mark.parametrize("token, says", [("wrong", "wrong bearer token"), (None, "missing 'authorization")])
 def test_calls_without_the_token_are_unauthenticated(server, pki, token, says):
-    with Client(server.address, **trusted(pki, token=token)) as client:
+    refused = server.metric("labelgate_requests_total", method="Segment", code="UNAUTHENTICATED")
+    with Client(server.address, **trusted(pki, token=token, retry=NO_RETRIES)) as client:
         with pytest.raises(LabelgateClientError) as error:
             client.segment(IMAGE, points=[(30, 20)])
     assert error.value.code == grpc.StatusCode.UNAUTHENTICATED and says in error.value.details
     assert TOKEN not in error.value.details
+    assert server.metric("labelgate_requests_total", method="Segment", code="UNAUTHENTICATED") == refused + 1
     assert server.health() == 1  # health answers without a token: SERVING
 
 
@@ -93,7 +95,7 @@ def test_from_env_and_the_cli_use_the_labelgate_variables(server, pki, monkeypat
         monkeypatch.setenv(name, value)
     with Client.from_env(timeout=60) as client:
         assert len(client.list_models()) == 2
-    done = subprocess.run([sys.executable, "-m", "labelgate.server.cli", "models"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "labelgate.cli", "models"], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "sam2" in done.stdout and "grounding_dino" in done.stdout

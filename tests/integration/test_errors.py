@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2
 from PIL import Image
 
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
-from labelgate.models.weights_cli import demo_paths
+from labelgate.models.demo import demo_paths
 from labelgate.v1 import labelgate_pb2 as pb
 from labelgate.v1 import labelgate_pb2_grpc
 from reference import encode, random_image
@@ -108,7 +108,27 @@ BAD_REQUESTS = {
                                       "box_threshold must be between 0 and 1"),
     "Detect unknown model": (detect(text="cat .", model="dino9"), Code.NOT_FOUND, "unknown Grounding DINO model 'dino9'"),
     "Detect no image": (("Detect", pb.DetectRequest(text="cat .")), Code.INVALID_ARGUMENT, "Detect: no image"),
+    "Embed image_id that is no id": (embed(pb.Image(image_id="photo.jpg")), Code.INVALID_ARGUMENT,
+                                     "image_id 'photo.jpg' is not an image id: ids are 'img_' and 32 lower-case hex digits"),
 }
+
+# Caller values far longer than any message should be: refused or echoed shortened, never in full.
+LONG_ID, LONG_NAME = "img_" + "0" * 100_000, "m" * 10_000
+LONG_VALUES = {
+    "Embed 100 KB image_id": (embed(pb.Image(image_id=LONG_ID)), Code.INVALID_ARGUMENT, "(100004 characters) is not an image id"),
+    "Segment 100 KB image_id": (segment(pb.Image(image_id=LONG_ID), **ONE_POINT), Code.INVALID_ARGUMENT, "is not an image id"),
+    "Detect 100 KB image_id": (detect(pb.Image(image_id=LONG_ID), text="cat ."), Code.INVALID_ARGUMENT, "is not an image id"),
+    "Embed 10 KB model name": (embed(pb.Image(data=GOOD_PNG), model=LONG_NAME), Code.INVALID_ARGUMENT,
+                               "SAM 2 model name of 10000 characters is over the limit of 256"),
+    "Segment 10 KB model name": (segment(model=LONG_NAME, **ONE_POINT), Code.INVALID_ARGUMENT, "SAM 2 model name of 10000"),
+    "Segment 10 KB detector model name": (segment(text="cat .", detector_model=LONG_NAME), Code.INVALID_ARGUMENT,
+                                          "Grounding DINO model name of 10000 characters"),
+    "Detect 10 KB model name": (detect(text="cat .", model=LONG_NAME), Code.INVALID_ARGUMENT,
+                                "Grounding DINO model name of 10000 characters"),
+    "unknown 256-character model name": (segment(model="m" * 256, **ONE_POINT), Code.NOT_FOUND,
+                                         "... (256 characters); this server has"),
+}
+BAD_REQUESTS.update(LONG_VALUES)
 
 
 def call(stub, method: str, request, timeout: float = 60):
@@ -145,6 +165,17 @@ def test_bad_request_gets_its_status_and_the_server_keeps_serving(server, stub, 
     assert phrase in error.details()
     assert server.metric("labelgate_requests_total", method=method, code=code.name) == errors_before + 1
     assert_serves(stub)
+
+
+@pytest.mark.parametrize("name", list(LONG_VALUES))
+def test_a_long_caller_value_gives_a_short_answer_and_log_line(server, stub, name):
+    (method, request), code, _ = LONG_VALUES[name]
+
+    error = rpc_error(stub, method, request)
+
+    assert error.code() == code, error.details()
+    assert len(error.details().encode()) < 1000
+    assert "m" * 300 not in server.log() and "0" * 300 not in server.log()
 
 
 def test_no_bad_request_was_a_server_fault(server, stub):

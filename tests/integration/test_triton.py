@@ -8,9 +8,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
 
+from labelgate.models.export.graphs import SAM2_IMAGE_ENCODER
+from labelgate.models.triton.connection import TritonConnection
+from labelgate.models.triton.sam2_backend import ENCODER_OUTPUTS
+from labelgate.server.errors import InvalidInput
 from labelgate.v1 import labelgate_pb2 as pb
 from reference import (
     decode_rle,
@@ -39,7 +44,7 @@ PROMPTS = {
 
 @pytest.fixture(scope="module")
 def triton(demo_onnx, tmp_path_factory):
-    from labelgate.server.cli import main
+    from labelgate.cli.main import main
 
     repository = tmp_path_factory.mktemp("triton-repo")
     assert main(["export", "triton-repo", "--onnx", str(demo_onnx), "--out", str(repository), "--flavor", "python",
@@ -180,6 +185,18 @@ def _health(server):
         return server.health()
     except grpc.RpcError:
         return None
+
+
+def test_an_input_triton_refuses_is_invalid_input_not_a_server_fault(triton):
+    """What the backends get back when Triton refuses a request (here: a shape its config forbids)."""
+    connection = TritonConnection(triton.url, timeout_s=60)
+    try:
+        wrong_size = {"image": np.zeros((1, 3, 8, 8), np.float32)}
+        [result] = connection.infer_many(SAM2_IMAGE_ENCODER, [wrong_size], ENCODER_OUTPUTS)
+    finally:
+        connection.close()
+    assert isinstance(result, InvalidInput), result
+    assert SAM2_IMAGE_ENCODER in str(result) and "image" in str(result)
 
 
 def test_triton_down_is_unavailable_naming_it_and_back_serves_again(server, stub, triton):

@@ -12,7 +12,7 @@ from labelgate.models.backend import SamPrompt
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
 from labelgate.models.export.onnx import run_onnx
 from labelgate.models.sam2.prompts import prompt_tokens
-from labelgate.models.weights_cli import demo_paths
+from labelgate.models.demo import demo_paths
 
 TOLERANCE = 1e-4
 
@@ -158,7 +158,7 @@ def test_manifest_names_the_models_and_weights_as_the_torch_backends_do(sam2, de
 
 
 def test_export_without_a_checkpoint_says_where_to_get_one(tmp_path, capsys):
-    from labelgate.server.cli import main
+    from labelgate.cli.main import main
 
     status = main(["export", "onnx", "--out", str(tmp_path), "--sam2-checkpoint", str(tmp_path / "missing.pt")])
     assert status == 1

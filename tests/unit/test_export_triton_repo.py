@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from google.protobuf import text_format
 
-from labelgate.server.cli import main
+from labelgate.cli.main import main
 
 MODELS = ("sam2_image_encoder", "sam2_mask_decoder", "grounding_dino")
 

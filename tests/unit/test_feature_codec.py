@@ -68,7 +68,7 @@ def test_fp16_features_keep_demo_model_masks_within_iou_0999(demo_weights):
     """The bar FP16_TENSORS was chosen by (bench/feature_precision.py also runs hiera-tiny at 1024 px)."""
     from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
     from labelgate.models.sam2.torch_backend import Sam2TorchBackend
-    from labelgate.models.weights_cli import demo_paths
+    from labelgate.models.demo import demo_paths
 
     spec = importlib.util.spec_from_file_location("feature_precision", BENCH)
     bench = importlib.util.module_from_spec(spec)

@@ -240,7 +240,7 @@ def run_cli(*argv: str, cwd: Path, keep: tuple[str, ...] = ()) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELGATE_") or k in keep}
     env["HF_HUB_OFFLINE"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "labelgate.server.cli", *argv], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+        [sys.executable, "-m", "labelgate.cli", *argv], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
     )
 
 

@@ -13,6 +13,7 @@ from labelgate.server.shared_cache import build_feature_cache
 
 class _Backend:
     class info:  # noqa: N801 - shaped like ModelInfo
+        name = "sam2"
         device = "cpu"
 
 
@@ -25,14 +26,14 @@ def _parse(*argv: str) -> Settings:
 async def test_off_by_default_so_one_process_needs_no_redis(monkeypatch):
     monkeypatch.delenv("LABELGATE_REDIS_URL", raising=False)
     settings = _parse("--demo-weights", "w")
-    cache = build_feature_cache(settings, Metrics(), _Backend())
+    cache = build_feature_cache(settings, Metrics(), _Backend(), 1 << 20)
     assert settings.redis_url == "" and cache.shared is None
 
 
 async def test_flags_and_variables_configure_the_shared_tier(monkeypatch):
     monkeypatch.setenv("LABELGATE_REDIS_URL", "redis://cache:6379/2")
     settings = _parse("--demo-weights", "w", "--redis-ttl-seconds", "60", "--redis-key-prefix", "team-a:").validate()
-    cache = build_feature_cache(settings, Metrics(), _Backend())
+    cache = build_feature_cache(settings, Metrics(), _Backend(), 1 << 20)
     try:
         assert cache.shared.url == "redis://cache:6379/2" and cache.shared.ttl_seconds == 60
         assert cache.redis_key(("img_1", "sam2", "v9")).startswith("team-a:features:")

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from labelgate.models.backend import ImageFeatures
 from labelgate.server.cache import ByteLRUCache
+from labelgate.server.errors import DeadlineExceeded
 from labelgate.server.metrics import SharedCacheMetrics
 from labelgate.server.redis_tier import RedisFeatureStore
 from labelgate.server.shared_cache import TieredFeatureCache
@@ -173,3 +174,41 @@ async def test_redis_down_is_counted_and_logged_once_and_never_fails_a_request(p
     assert replica.outages() == 1
     assert replica.events("skipped") > 0  # within the retry interval nothing is sent at all
     assert sum("unreachable" in record.message for record in caplog.records) == 1
+
+
+async def test_a_request_stops_waiting_for_another_replicas_lock_at_its_own_deadline(redis_server, redis_client, prefix):
+    replica = Replica(redis_server.url, prefix, lock_seconds=60)  # the bound alone would wait a minute
+    lock_key = replica.cache.redis_key(KEY) + ":lock"
+    redis_client.set(lock_key, "a-busy-replica", px=60_000)
+    deadline = asyncio.get_running_loop().time() + 0.3
+    try:
+        with pytest.raises(DeadlineExceeded, match="deadline"):
+            # wait_for fails the test (TimeoutError, not DeadlineExceeded) if the deadline is ignored
+            await asyncio.wait_for(replica.cache.get_or_compute(KEY, replica.compute, deadline), timeout=20)
+        holder = redis_client.get(lock_key)
+    finally:
+        await _close(replica)
+
+    assert replica.encodes == 0 and replica.events("lock_timeout") == 0
+    assert holder == b"a-busy-replica"
+
+
+async def test_one_callers_deadline_does_not_end_the_wait_of_others_for_the_same_image(redis_server, prefix):
+    release = asyncio.Event()
+    holder = Replica(redis_server.url, prefix, encode_delay=release)
+    waiter = Replica(redis_server.url, prefix, lock_seconds=60)
+    try:
+        holding = asyncio.create_task(holder.get())
+        while holder.encodes == 0:  # the holder has the lock and is encoding
+            await asyncio.sleep(0.01)
+        patient = asyncio.create_task(waiter.get())  # no deadline
+        deadline = asyncio.get_running_loop().time() + 0.3
+        with pytest.raises(DeadlineExceeded):
+            await asyncio.wait_for(waiter.cache.get_or_compute(KEY, waiter.compute, deadline), timeout=20)
+        release.set()
+        (_, patient_hit), _ = await patient, await holding
+    finally:
+        await _close(holder, waiter)
+
+    assert patient_hit and waiter.encodes == 0
+    assert waiter.events("lock_waited") == 1

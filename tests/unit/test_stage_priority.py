@@ -1,5 +1,6 @@
-"""Which stages `labelgate serve` runs at a lower CPU priority: the seconds-long image encoder and
-detector when the models are on the CPU, never the mask decoder that answers clicks."""
+"""Which stages `labelgate serve` runs at a lower CPU priority: the ones a model kind declares heavy
+(SAM 2's image encoder, Grounding DINO's detector) when the models are on the CPU, never the mask
+decoder that answers clicks."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import threading
 
 import pytest
 
+from labelgate.models import kinds
 from labelgate.models.backend import ModelInfo
-from labelgate.server.app import build_service
 from labelgate.server.metrics import Metrics
+from labelgate.server.model_runtime import build_runtime
 from labelgate.server.settings import Settings
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
@@ -31,8 +33,9 @@ class _Backend:
 
 async def _stage_policies(device: str, heavy_stage_priority: str) -> dict[str, int]:
     settings = Settings(heavy_stage_priority=heavy_stage_priority)
-    service = build_service(settings, Metrics(), _Backend("sam2", device), _Backend("grounding_dino", device))
-    segmenter, detector = service.segmenters["sam2-model"], service.detectors["grounding_dino-model"]
+    metrics = Metrics()
+    segmenter = build_runtime(_Backend("sam2", device), kinds.get("sam2"), settings, metrics, 1 << 20).segmenter
+    detector = build_runtime(_Backend("grounding_dino", device), kinds.get("grounding_dino"), settings, metrics, 0).detector
     batchers = {"encode": segmenter.encoder, "decode": segmenter.decoder, "detect": detector.batcher}
     for batcher in batchers.values():
         batcher.start()

@@ -1,15 +1,21 @@
 """Serving through Triton without a Triton: the settings, the readiness monitor that drives health,
-and what the Triton connection reports while nothing listens at its URL."""
+what the Triton connection reports while nothing listens at its URL or when Triton refuses an
+input, and the python-flavour model's per-request error codes (with stand-in Triton utilities)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import socket
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from add_graph import write_add_model
 
-from labelgate.server.errors import NotReady
+from labelgate.server.errors import InvalidInput, NotReady
 from labelgate.server.readiness import ReadinessMonitor
 from labelgate.server.settings import Settings, add_serve_arguments, normalize_args
 
@@ -107,8 +113,83 @@ def test_an_unreachable_triton_is_not_ready_and_named(nowhere):
     assert all(isinstance(result, NotReady) and nowhere.url in str(result) for result in results)
 
 
-def test_connecting_backends_to_an_unreachable_triton_raises_not_ready(nowhere):
-    from labelgate.models.triton.connect import connect_backends
+def test_connecting_backends_to_an_unreachable_triton_raises_not_ready(nowhere, tmp_path):
+    from labelgate.models.triton.connect import connect_grounding_dino, connect_sam2
 
     with pytest.raises(NotReady, match=nowhere.url):
-        connect_backends(nowhere.url)
+        connect_sam2(nowhere.url)
+    with pytest.raises(NotReady, match=nowhere.url):
+        connect_grounding_dino(nowhere.url, tmp_path)
+
+
+def test_an_input_triton_refuses_is_the_callers_mistake_and_other_statuses_are_not(nowhere):
+    from tritonclient.utils import InferenceServerException
+
+    refused = InferenceServerException("unexpected shape for input 'image'", status="StatusCode.INVALID_ARGUMENT")
+    error = nowhere.translate(refused, "sam2_image_encoder")
+    assert isinstance(error, InvalidInput)
+    assert "sam2_image_encoder" in str(error) and "unexpected shape for input 'image'" in str(error)
+
+    failed = InferenceServerException("Failed to run", status="StatusCode.INTERNAL")
+    assert not isinstance(nowhere.translate(failed, "sam2_image_encoder"), (InvalidInput, NotReady))
+
+
+class _TritonError(Exception):
+    """Stands in for `triton_python_backend_utils.TritonError` (code defaults to INTERNAL, as Triton's)."""
+
+    UNKNOWN, INTERNAL, NOT_FOUND, INVALID_ARG = range(4)
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = code
+
+
+class _Tensor:
+    def __init__(self, name, array):
+        self.name, self.array = name, array
+
+    def as_numpy(self):
+        return self.array
+
+
+class _Request:
+    def __init__(self, **arrays):
+        self.inputs = {name: _Tensor(name, array) for name, array in arrays.items()}
+
+    def requested_output_names(self):
+        return []
+
+
+@pytest.fixture
+def python_model(tmp_path, monkeypatch):
+    """models/triton/python_model.py serving a tiny Add graph, as Triton's python backend would load it."""
+    write_add_model(tmp_path / "1" / "model.onnx")
+    utils = SimpleNamespace(
+        TritonError=_TritonError, Tensor=_Tensor, InferenceResponse=lambda output_tensors, error=None: SimpleNamespace(
+            output_tensors=output_tensors, error=error),
+        get_input_tensor_by_name=lambda request, name: request.inputs.get(name),
+    )
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
+    from labelgate.models.triton.repository import PYTHON_MODEL_TEMPLATE
+
+    spec = importlib.util.spec_from_file_location("triton_python_model_under_test", PYTHON_MODEL_TEMPLATE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    model.initialize({"model_config": json.dumps({}), "model_repository": str(tmp_path), "model_version": "1"})
+    return model
+
+
+def test_the_python_model_answers_a_bad_request_invalid_arg_and_a_failed_run_internal(python_model):
+    ones = np.ones((1, 2), np.float32)
+    good, missing, disagreeing, unrunnable = python_model.execute([
+        _Request(a=ones, b=ones),
+        _Request(a=ones),
+        _Request(a=ones, b=np.ones((3, 2), np.float32)),
+        _Request(a=np.ones((1, 2, 2), np.float32), b=np.ones((1, 2, 2), np.float32)),  # rank 3: ONNX Runtime fails
+    ])
+
+    assert good.error is None and good.output_tensors[0].array.tolist() == [[2.0, 2.0]]
+    assert missing.error.code == _TritonError.INVALID_ARG and "missing input tensor 'b'" in str(missing.error)
+    assert disagreeing.error.code == _TritonError.INVALID_ARG and "batch size" in str(disagreeing.error)
+    assert unrunnable.error.code == _TritonError.INTERNAL

@@ -10,11 +10,13 @@ import pytest
 from labelgate.server.errors import InvalidInput
 from labelgate.server.queries import BoxPrompt, DetectQuery, ImageRef, PointPrompt, SegmentQuery
 from labelgate.server.validation import (
+    MAX_MODEL_NAME_CHARS,
     Limits,
     check_box_shape,
     check_detect,
     check_image_ref,
     check_in_image,
+    check_model_name,
     check_segment_prompt,
     check_text,
     check_threshold,
@@ -87,6 +89,12 @@ INVALID = {
     "dots-only text": (query(text="..."), "empty text prompt"),
     "spaced dots-only text": (query(text=" . . "), "empty text prompt"),
     "too-long text": (query(text="c" * 21), "text prompt of 21 characters is over the limit of 20"),
+    "malformed image_id": (query(image=ImageRef(image_id="photo.jpg"), points=points(1)),
+                           "Segment: image_id 'photo.jpg' is not an image id"),
+    "too-long SAM 2 model name": (query(points=points(1), model="m" * (MAX_MODEL_NAME_CHARS + 1)),
+                                  f"SAM 2 model name of {MAX_MODEL_NAME_CHARS + 1} characters is over the limit"),
+    "too-long detector model name": (query(text="cat .", detector_model="d" * 10_000),
+                                     "Grounding DINO model name of 10000 characters is over the limit"),
 }
 
 
@@ -111,6 +119,43 @@ def test_no_image_message_names_both_fields():
         check_image_ref(ImageRef(), "Embed")
     assert str(caught.value).startswith("Embed: no image")
     assert "Image.data" in str(caught.value) and "Image.image_id" in str(caught.value)
+
+
+NOT_IDS = [
+    "img_" + "0" * 31,  # one digit short
+    "img_" + "0" * 33,
+    "img_" + "A" * 32,  # the server writes lower case
+    "IMG_" + "0" * 32,
+    "img_" + "0" * 32 + "\n",
+    " img_" + "0" * 32,
+    "img_" + "g" * 32,
+    "0" * 32,
+    "image-1",
+]
+
+
+@pytest.mark.parametrize("image_id", NOT_IDS, ids=repr)
+def test_an_image_id_that_cannot_be_an_id_is_refused_before_any_lookup(image_id):
+    with pytest.raises(InvalidInput, match=re.escape("is not an image id: ids are 'img_' and 32 lower-case hex digits")):
+        check_image_ref(ImageRef(image_id=image_id), "Embed")
+
+
+def test_an_image_id_is_not_checked_when_the_bytes_are_sent():
+    check_image_ref(ImageRef(data=b"encoded bytes", image_id="ignored"), "Embed")
+
+
+def test_a_huge_image_id_is_quoted_shortened():
+    with pytest.raises(InvalidInput) as caught:
+        check_image_ref(ImageRef(image_id="x" * 100_000), "Embed")
+    message = str(caught.value)
+    assert len(message) < 400 and "(100000 characters)" in message
+
+
+def test_model_names_up_to_the_bound_pass():
+    check_model_name("", "SAM 2")
+    check_model_name("m" * MAX_MODEL_NAME_CHARS, "SAM 2")
+    with pytest.raises(InvalidInput, match=re.escape("SAM 2 model name of 257 characters is over the limit of 256")):
+        check_model_name("m" * (MAX_MODEL_NAME_CHARS + 1), "SAM 2")
 
 
 def test_box_shape_check_on_its_own():
@@ -192,6 +237,9 @@ DETECT_INVALID = {
     "box_threshold NaN": (DetectQuery(image=IMAGE, text="cat .", box_threshold=NAN), "box_threshold must be between 0 and 1"),
     "box_threshold > 1": (DetectQuery(image=IMAGE, text="cat .", box_threshold=2.0), "box_threshold must be between 0 and 1"),
     "text_threshold negative": (DetectQuery(image=IMAGE, text="cat .", text_threshold=-0.5), "text_threshold must be between"),
+    "malformed image_id": (DetectQuery(image=ImageRef(image_id="img_1"), text="cat ."), "Detect: image_id 'img_1' is not an image id"),
+    "too-long model name": (DetectQuery(image=IMAGE, text="cat .", model="d" * 300),
+                            "Grounding DINO model name of 300 characters is over the limit of 256"),
 }
 
 

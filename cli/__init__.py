@@ -1,0 +1,1 @@
+"""The `labelgate` command: the top layer, which may import every other (server, models, bench, client)."""

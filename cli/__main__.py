@@ -1,0 +1,5 @@
+import sys
+
+from labelgate.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""What server and models share: domain errors (and, as they come, other transport-free types)."""

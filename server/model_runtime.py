@@ -1,0 +1,99 @@
+"""A loaded model as the service runs it: per capability, its batchers and (for prompt segmentation)
+its feature cache, built from what the model's kind declares, never from its family name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labelgate.models.backend import Backend, DetectionBackend, ModelInfo, PromptSegmentationBackend
+from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, ModelKind
+from labelgate.server.batcher import NORMAL, DynamicBatcher
+from labelgate.server.metrics import Metrics
+from labelgate.server.settings import Settings
+from labelgate.server.shared_cache import TieredFeatureCache, build_feature_cache
+
+
+@dataclass
+class Segmenter:
+    """A model that segments from points and boxes: its feature cache, encoder and decoder batchers."""
+
+    backend: PromptSegmentationBackend
+    features: TieredFeatureCache
+    encoder: DynamicBatcher
+    decoder: DynamicBatcher
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    def key(self, image_id: str) -> tuple[str, str, str]:
+        return (image_id, self.info.name, self.info.version)
+
+    def start(self) -> None:
+        self.encoder.start()
+        self.decoder.start()
+
+    async def close(self) -> None:
+        await self.encoder.close()
+        await self.decoder.close()
+        await self.features.close()
+
+
+@dataclass
+class Detector:
+    """A model that finds boxes for a text prompt, behind its batcher."""
+
+    backend: DetectionBackend
+    batcher: DynamicBatcher
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+@dataclass
+class ModelRuntime:
+    """One served model: what it can do (`segmenter`, `detector`, or both) and its backend."""
+
+    backend: Backend
+    kind: ModelKind
+    segmenter: Segmenter | None = None
+    detector: Detector | None = None
+
+    def start(self) -> None:
+        for part in (self.segmenter, self.detector):
+            if part is not None:
+                part.start()
+
+    async def close(self) -> None:
+        for part in (self.segmenter, self.detector):
+            if part is not None:
+                await part.close()
+        self.backend.close()
+
+
+def build_runtime(backend: Backend, kind: ModelKind, settings: Settings, metrics: Metrics, cache_bytes: int) -> ModelRuntime:
+    """The batchers (sized by the kind's batching on this device) and caches of a loaded model."""
+    info = backend.info
+    max_batch = kind.max_batch_size(info.device, settings.max_batch_size)
+    delay = settings.max_batch_delay_ms / 1000.0
+
+    def batcher(stage: str, run) -> DynamicBatcher:
+        # Seconds-long stages on the CPU yield it to the quick ones (a click's decoder), which share its cores.
+        heavy = stage in kind.heavy_stages and info.device == "cpu"
+        priority = settings.heavy_stage_priority if heavy else NORMAL
+        return DynamicBatcher(stage, info.name, run, max_batch, delay, settings.max_queue, metrics.batch, worker_priority=priority)
+
+    runtime = ModelRuntime(backend, kind)
+    if PROMPT_SEGMENT in kind.capabilities:
+        features = build_feature_cache(settings, metrics, backend, cache_bytes)
+        runtime.segmenter = Segmenter(backend, features, batcher("encode", backend.encode), batcher("decode", backend.decode))
+    if DETECT in kind.capabilities:
+        runtime.detector = Detector(backend, batcher("detect", backend.detect))
+    return runtime
