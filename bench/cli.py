@@ -11,6 +11,14 @@ def _bench(args: argparse.Namespace) -> int:
     from labelgate.bench.runner import run
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.fuzz is not None:
+        from labelgate.bench.fuzz_runner import run_fuzz
+
+        return run_fuzz(args.fuzz, args.fuzz_seed, Path(args.work), Path(args.out))
+    if args.soak is not None:
+        from labelgate.bench.soak_bench import run as run_soak
+
+        return run_soak(Path(args.out), Path(args.work), args.soak, args.quick, args.device)
     return run(Path(args.out), Path(args.work), args.quick, args.device, args.rounds, args.gpu_budget_s)
 
 
@@ -30,4 +38,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--gpu-budget-s", type=float, default=300.0,
                         help="with CUDA: stop starting GPU measures (backends, then TensorRT engines) after this long; "
                         "the ones left read n/a (default: %(default)s)")
+    parser.add_argument("--soak", type=float, default=None, metavar="SECONDS",
+                        help="instead of the table: callers mixing clicks, Detect and text Segment against one server "
+                        "for SECONDS; writes soak.md and soak.json (answers against the idle ones, sheds, RSS)")
+    parser.add_argument("--fuzz", type=int, default=None, metavar="N",
+                        help="instead of the table: N generated requests (odd images, numbers, strings, raw bytes) to "
+                        "every RPC of a demo server; writes fuzz.md, exit 1 on any answer off the contract")
+    parser.add_argument("--fuzz-seed", type=int, default=0, help="the fuzz run's seed: the same seed sends the same requests")
     parser.set_defaults(func=_bench)

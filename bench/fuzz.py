@@ -5,7 +5,7 @@ A case is the serialized request (or raw bytes) for one method path, and a verdi
 was drawn: a code for every mistake surely in it (the server may report any of them first),
 codes that may come for things that may or may not be mistakes (a corrupted byte the decoder may
 never read), and OK only when there is no sure mistake. The verdicts state the contract
-(README "Errors"); the checks behind them live in the server, not here.
+(docs/api.md, "Errors"); the checks behind them live in the server, not here.
 
 `labelgate.bench.fuzz_runner` sends the cases; tests/integration/test_fuzz.py runs it.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import string
 from dataclasses import dataclass
 
 import grpc
@@ -103,8 +104,8 @@ class Case:
 
 def make_case(facts: ServerFacts, method: str, payload: bytes, verdict: Verdict, size=None, timeout: float = 60.0,
               service: str = SERVICE) -> Case:
-    """A message over the server's limit is refused by gRPC before anything reads it."""
-    if len(payload) > facts.max_message_bytes:
+    """A message over the server's limit to one of its methods is refused by gRPC before anything reads it."""
+    if len(payload) > facts.max_message_bytes and service == SERVICE and method in REQUESTS:
         verdict = Verdict(frozenset({Code.RESOURCE_EXHAUSTED}), labels=verdict.labels + (
             f"{len(payload)} bytes, over the {facts.max_message_bytes} byte message limit",))
     if timeout < 1 and Code.DEADLINE_EXCEEDED not in verdict.possible:
@@ -178,6 +179,9 @@ def _unknown(what: str, name: str) -> Verdict:
     return mistake(label, Code.NOT_FOUND) if _plain(name) else mistake(label, Code.NOT_FOUND, Code.INVALID_ARGUMENT)
 
 
+_TIMEOUTS = st.sampled_from((60.0,) * 38 + (0.001, 0.05))
+
+
 class Fuzzer:
     """Draws the fields of one request: each is valid, or fuzzed with the case's chance (0 to 100 %),
     so that some cases are entirely valid and the rest carry one or many mistakes."""
@@ -190,7 +194,8 @@ class Fuzzer:
         return self.draw(st.integers(0, 99)) < self.chance
 
     def timeout(self) -> float:
-        return self.draw(st.sampled_from((0.001, 0.05))) if self.fuzzed() and self.fuzzed() else 60.0
+        """Now and then a deadline too short for the work (the answer may still make it)."""
+        return self.draw(_TIMEOUTS)
 
     # --- names -----------------------------------------------------------------------------------
 
@@ -202,12 +207,14 @@ class Fuzzer:
         kind = draw(st.sampled_from(("other kind", "near miss", "any")))
         if kind == "other kind" and others:
             name = draw(st.sampled_from(others))
-        elif kind == "near miss":
+            label = f"{what} named {name!r}, a model of another kind"
+            return name, mistake(label, Code.NOT_FOUND, Code.INVALID_ARGUMENT)
+        if kind == "near miss":
             base = draw(st.sampled_from(own))
             name = draw(st.sampled_from((base + " ", " " + base, base.upper(), base + "\x00", base[:-1], base + "/1")))
         else:
             name = draw(strings())
-        return name, (FINE if name in own else _unknown(what, name))
+        return name, (FINE if name in own + ("",) else _unknown(what, name))
 
     # --- images ----------------------------------------------------------------------------------
 
@@ -215,7 +222,7 @@ class Fuzzer:
         """Valid: a known id (cheap: cached) or a supported upload; fuzzed: anything."""
         draw, facts = self.draw, self.facts
         if not self.fuzzed():
-            if facts.known_images and draw(st.integers(0, 3)) > 0:
+            if facts.known_images and draw(st.integers(0, 2)) > 0:
                 return _known(draw(st.sampled_from(facts.known_images)))
             return _from_upload(draw(supported_images(facts.max_image_pixels)))
         kind = draw(st.sampled_from(("upload",) * 4 + ("unknown id", "malformed id", "none", "empty")))
@@ -227,12 +234,10 @@ class Fuzzer:
         if kind == "malformed id":
             known = [image_id for image_id, _, _ in facts.known_images] or ["img_" + "0" * 32]
             base = draw(st.sampled_from(known))
-            image_id = draw(st.one_of(
-                st.sampled_from((base.upper(), base + "\n", base[:-1], base + "0", " " + base, "img_" + "g" * 32, base[4:])),
-                strings(),
-            ))
-            return ImagePart(pb.Image(image_id=image_id), None,
-                             mistake(f"malformed image_id ({len(image_id)} chars)", Code.NOT_FOUND, Code.INVALID_ARGUMENT))
+            near_misses = (base.upper(), base + "\n", base[:-1], base + "0", " " + base, "img_" + "g" * 32, base[4:])
+            image_id = draw(st.sampled_from(near_misses) | strings())
+            label = f"malformed image_id ({len(image_id)} chars)"
+            return ImagePart(pb.Image(image_id=image_id), None, mistake(label, Code.NOT_FOUND, Code.INVALID_ARGUMENT))
         if kind == "empty":
             image = draw(st.sampled_from((pb.Image(data=b""), pb.Image(image_id=""))))
             return ImagePart(image, None, mistake(f"empty Image.{image.WhichOneof('source')}"))
@@ -253,7 +258,7 @@ class Fuzzer:
         else:
             one = st.tuples(inside(width), inside(height), st.booleans())
         template = self.draw(st.lists(one, min_size=1, max_size=3))
-        count = self.count(self.facts.max_points, (1, 2, 3))
+        count = self.count(self.facts.max_points, (1, 1, 2, 3, self.facts.max_points))
         verdict = note(f"{count} points")
         if count > self.facts.max_points:
             verdict += mistake(f"{count} points over the limit of {self.facts.max_points}")
@@ -270,7 +275,7 @@ class Fuzzer:
         if self.fuzzed():
             one = ordered | st.tuples(coordinates(width), coordinates(height), coordinates(width), coordinates(height))
         template = self.draw(st.lists(one, min_size=1, max_size=3))
-        count = count if count is not None else self.count(self.facts.max_boxes, (1, 2, 3))
+        count = count if count is not None else self.count(self.facts.max_boxes, (1, 1, 2, 3, self.facts.max_boxes))
         verdict = note(f"{count} boxes")
         if count > self.facts.max_boxes:
             verdict += mistake(f"{count} boxes over the limit of {self.facts.max_boxes}")
@@ -415,7 +420,8 @@ def segment_cases(draw, facts: ServerFacts) -> Case:
     if "points" in prompt:
         geometry, point_count, verdict = fuzzer.points(image)
     if "box" in prompt:
-        encoded, box_count, box_verdict = fuzzer.boxes(image, 1 if prompt == "points+box" else None)
+        one_box = prompt == "points+box" and not fuzzer.fuzzed()
+        encoded, box_count, box_verdict = fuzzer.boxes(image, 1 if one_box else None)
         geometry, verdict = geometry + encoded, verdict + box_verdict
     text = ""
     if "text" in prompt:
@@ -438,6 +444,8 @@ def segment_cases(draw, facts: ServerFacts) -> Case:
     verdict += image.verdict + format_verdict + threshold_verdict + model_verdict
     if text.strip():
         verdict += detector_verdict
+    elif not _plain(detector):  # unused without a text prompt; refusing it as malformed is fair too
+        verdict += perhaps(f"unused detector_model of {len(detector)} chars")
     if not verdict.refused:
         objects = MAX_DETECTIONS if text.strip() else max(1, box_count)
         verdict += _big_answer(facts, image, objects * (3 if multimask else 1))
@@ -523,15 +531,15 @@ def parsed_verdict(method: str, raw: bytes) -> Verdict:
 
 # Field numbers of a string in each request, for invalid UTF-8.
 _STRING_FIELDS = {"Embed": (2,), "Segment": (4, 9, 10), "Detect": (2, 5)}
-_METHOD_NAMES = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"), max_size=40)
+_METHOD_NAMES = st.text(st.sampled_from(string.ascii_letters + string.digits + "_.-"), max_size=40)
 _random_bytes = st.binary(min_size=1, max_size=200) | st.builds(
     lambda size, seed: np.random.default_rng(seed).bytes(size), st.sampled_from((1_000, 100_000)), st.integers(0, 3))
 
 
 @st.composite
 def wire_cases(draw, facts: ServerFacts, typed: st.SearchStrategy[Case]) -> Case:
-    kind = draw(st.sampled_from(("random bytes", "unknown fields", "truncated", "bad utf-8", "other method's message",
-                                 "unknown method", "unknown service")))
+    kind = draw(st.sampled_from(("random bytes", "unknown fields", "oversized", "truncated", "bad utf-8",
+                                 "other method's message", "unknown method", "unknown service")))
     method = draw(st.sampled_from(sorted(REQUESTS)))
     timeout = Fuzzer(draw, facts).timeout()
     if kind == "random bytes":
@@ -542,6 +550,10 @@ def wire_cases(draw, facts: ServerFacts, typed: st.SearchStrategy[Case]) -> Case
         extra = b"".join(draw(st.lists(unknown_fields(), min_size=1, max_size=3)))
         return make_case(facts, base.method, base.payload + extra,
                          base.verdict + note(f"+{len(extra)} bytes of unknown fields"), base.size, base.timeout)
+    if kind == "oversized":  # one unknown field that takes the message just past the limit
+        padding = bytes(max(0, facts.max_message_bytes - len(base.payload)))
+        return make_case(facts, base.method, base.payload + _field(100, 2, _varint(len(padding)) + padding),
+                         base.verdict, base.size, base.timeout, base.service)
     if kind == "truncated" and base.payload:
         raw = base.payload[: draw(st.integers(0, len(base.payload) - 1))]
         return make_case(facts, base.method, raw, parsed_verdict(base.method, raw) + note("truncated message"),
@@ -558,7 +570,8 @@ def wire_cases(draw, facts: ServerFacts, typed: st.SearchStrategy[Case]) -> Case
         return make_case(facts, method, base.payload, mistake(f"service {service}", Code.UNIMPLEMENTED),
                          timeout=timeout, service=service)
     name = draw(_METHOD_NAMES.filter(lambda n: n not in REQUESTS))
-    return make_case(facts, name, base.payload, mistake(f"unknown method {name!r}", Code.UNIMPLEMENTED), timeout=timeout)
+    return make_case(facts, name, base.payload, mistake(f"unknown method {name!r}", Code.UNIMPLEMENTED),
+                     timeout=timeout)
 
 
 def cases(facts: ServerFacts) -> st.SearchStrategy[Case]:

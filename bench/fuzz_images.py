@@ -60,30 +60,44 @@ def images(max_pixels: int) -> st.SearchStrategy[FuzzImage]:
 
 
 def supported_images(max_pixels: int) -> st.SearchStrategy[FuzzImage]:
+    """Every mode of every supported format at tiny sizes, multi-frame files, PNGs Pillow cannot
+    write, and the extreme shapes. One pixel seed: each distinct file costs the server an encode."""
     plain = st.sampled_from(sorted(SUPPORTED_MODES)).flatmap(
         lambda fmt: st.builds(
             plain_image,
             st.just(fmt),
             st.sampled_from(SUPPORTED_MODES[fmt]),
-            _sizes(fmt, max_pixels),
-            st.integers(0, 1),
+            st.sampled_from(TINY_SIZES),
+            st.just(0),
             st.sampled_from((1, 1, 1, 3, 6, 8)) if fmt in ("JPEG", "PNG", "WEBP") else st.just(1),
         )
     )
     return st.one_of(
         plain,
-        st.builds(_animated, st.sampled_from(ANIMATED), st.sampled_from(TINY_SIZES), st.integers(0, 1)),
-        st.builds(_raw_png, st.sampled_from(TINY_SIZES), st.sampled_from(((0, 16), (2, 16), (4, 16), (6, 16), (0, 2), (0, 4)))),
+        extreme_images(max_pixels),
+        st.builds(_animated, st.sampled_from(ANIMATED), st.sampled_from(TINY_SIZES), st.just(0)),
+        st.builds(_raw_png, st.sampled_from(TINY_SIZES), st.sampled_from(_RAW_PNG_KINDS)),
     )
 
 
-def _sizes(fmt: str, max_pixels: int) -> st.SearchStrategy[tuple[int, int]]:
+# (PNG colour type, bit depth): grey, RGB, grey + alpha, RGBA at 16 bits; grey at 2 and 4 bits.
+_RAW_PNG_KINDS = ((0, 16), (2, 16), (4, 16), (6, 16), (0, 2), (0, 4))
+
+
+def extreme_images(max_pixels: int) -> st.SearchStrategy[FuzzImage]:
+    """100000 x 1 and 1 x 100000 (or as long as the pixel limit and the format allow), and where the
+    limit is affordable, exactly at it: a row, and a square."""
+    return st.sampled_from(sorted(SUPPORTED_MODES)).flatmap(
+        lambda fmt: st.builds(plain_image, st.just(fmt), st.just("RGB"), _extreme_sizes(fmt, max_pixels), st.just(0),
+                              st.just(1)))
+
+
+def _extreme_sizes(fmt: str, max_pixels: int) -> st.SearchStrategy[tuple[int, int]]:
     side = _SIDE_LIMITS.get(fmt, 1 << 31)
-    extreme = [(min(100_000, max_pixels, side), 1), (1, min(100_000, max_pixels, side))]
+    sizes = [(min(100_000, max_pixels, side), 1), (1, min(100_000, max_pixels, side))]
     if max_pixels <= AFFORDABLE_PIXELS:
-        extreme += [(min(max_pixels, side), 1), (math.isqrt(max_pixels), math.isqrt(max_pixels))]
-    fits = [(w, h) for w, h in extreme if w * h <= max_pixels and max(w, h) <= side]
-    return st.sampled_from(TINY_SIZES * 4 + tuple(fits))
+        sizes += [(min(max_pixels, side), 1), (math.isqrt(max_pixels), math.isqrt(max_pixels))]
+    return st.sampled_from(sizes)
 
 
 def _pixels(width: int, height: int, seed: int) -> np.ndarray:
@@ -188,7 +202,8 @@ def _broken(base: FuzzImage, how: str, fraction: float, seed: int) -> FuzzImage:
         keep = int(len(data) * fraction)
         return FuzzImage(data[:keep] + bytes(len(data) - keep), f"{name} zeroed after byte {keep}", None)
     if how == "appended":
-        return FuzzImage(data + np.random.default_rng(seed).bytes(1 + int(1000 * fraction)), f"{name} + trailing junk", None)
+        junk_bytes = np.random.default_rng(seed).bytes(1 + int(1000 * fraction))
+        return FuzzImage(data + junk_bytes, f"{name} + trailing junk", None)
     if how == "prepended":
         return FuzzImage(b"\0junk" + data, f"{name} after 5 junk bytes", False)
     encoded = base64.b64encode(data)
@@ -203,8 +218,8 @@ def header_bombs(max_pixels: int) -> st.SearchStrategy[FuzzImage]:
     over = math.isqrt(max_pixels) + 1
     sizes = st.sampled_from(((over, over), (max_pixels + 1, 1), (1, max_pixels + 1), (2**31 - 1, 2**31 - 1),
                              (0, 0), (0, 5), (5, 0), (8, 8), (64, 1)))
-    return st.builds(_header_only, st.sampled_from(("PNG", "PNG+zeros", "BMP", "BMP top-down", "JPEG", "TIFF", "WEBP", "GIF")),
-                     sizes, st.just(max_pixels))
+    kinds = st.sampled_from(("PNG", "PNG+zeros", "BMP", "BMP top-down", "JPEG", "TIFF", "WEBP", "GIF"))
+    return st.builds(_header_only, kinds, sizes, st.just(max_pixels))
 
 
 @functools.lru_cache(maxsize=128)
@@ -222,7 +237,8 @@ def _header_only(fmt: str, size: tuple[int, int], max_pixels: int) -> FuzzImage:
         info = struct.pack("<IiiHHIIiiII", 40, _int32(width), _int32(signed_height), 1, 24, 0, 0, 2835, 2835, 0, 0)
         data = b"BM" + struct.pack("<IHHI", 54, 0, 0, 54) + info
     elif fmt == "JPEG":
-        frame = struct.pack(">BHHB", 8, min(height, 65535), min(width, 65535), 3) + b"\x01\x11\x00\x02\x11\x00\x03\x11\x00"
+        components = b"\x01\x11\x00\x02\x11\x00\x03\x11\x00"  # 3 x (id, sampling, quantization table)
+        frame = struct.pack(">BHHB", 8, min(height, 65535), min(width, 65535), 3) + components
         data = b"\xff\xd8\xff\xc0" + struct.pack(">H", len(frame) + 2) + frame + b"\xff\xd9"
     elif fmt == "TIFF":
         data = _tiff_header(min(width, 2**32 - 1), min(height, 2**32 - 1))
@@ -244,7 +260,8 @@ def _tiff_header(width: int, height: int) -> bytes:
     """A little-endian TIFF with one IFD (8-bit grey, one strip) whose strip lies past the end."""
     tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 4096), (277, 3, 1),
             (278, 4, height), (279, 4, min(width * height, 2**32 - 1))]
-    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
+    entries = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
+    ifd = struct.pack("<H", len(tags)) + entries
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
 
 

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
-from labelgate.bench.fuzz import RESPONSES, Case, Code, ServerFacts, cases
+from labelgate.bench.fuzz import RESPONSES, SERVICE, Case, Code, ServerFacts, cases
 from labelgate.bench.fuzz_images import TINY_SIZES, plain_image
 from labelgate.server.settings import Settings
 from labelgate.server.validation import Limits
@@ -67,8 +67,7 @@ class Report:
         return sum(self.counts.values())
 
     def record(self, case: Case, code: Code, details: str, problems: list[str], seconds: float) -> None:
-        self.counts[(case.method if case.method in RESPONSES and case.service == "labelgate.v1.Labelgate" else "(unknown)",
-                     code.name)] += 1
+        self.counts[(case.method if _ours(case) else "(unknown)", code.name)] += 1
         if problems:
             self.violations.append(Violation(case, code, details, tuple(problems)))
         self.slowest = sorted(self.slowest + [(seconds, f"{case.path} [{case.label}]")], reverse=True)[:5]
@@ -81,12 +80,14 @@ class Report:
                  "| method | " + " | ".join(codes) + " |", "|---|" + "---|" * len(codes)]
         lines += [f"| {m} | " + " | ".join(str(self.counts.get((m, c), "")) for c in codes) + " |" for m in methods]
         lines += ["", "slowest cases:"] + [f"  {s:.2f} s {label[:200]}" for s, label in self.slowest]
-        groups = Counter((v.case.method, v.code.name, v.problems[0][:60]) for v in self.violations)
+        groups: dict[tuple, list[Violation]] = {}
+        for violation in self.violations:
+            key = (violation.case.method, violation.code.name, violation.problems[0][:60])
+            groups.setdefault(key, []).append(violation)
         if groups:
             lines += ["", "violations (count, method, code, first problem; first example below each):"]
-            for (method, code, problem), count in groups.most_common():
-                first = next(v for v in self.violations if (v.case.method, v.code.name, v.problems[0][:60]) == (method, code, problem))
-                lines += [f"  {count} x {method} {code}: {problem}", f"      e.g. {first.describe()[:600]}"]
+            for (method, code, problem), members in sorted(groups.items(), key=lambda item: -len(item[1])):
+                lines += [f"  {len(members)} x {method} {code}: {problem}", f"      e.g. {members[0].describe()[:600]}"]
         return "\n".join(lines)
 
 
@@ -112,9 +113,13 @@ def problems(case: Case, code: Code, details: str, response: bytes | None) -> li
         found.append(f"got {code.name}")
     if len(details.encode()) >= MAX_DETAILS_BYTES:
         found.append(f"details of {len(details.encode())} bytes")
-    if code == Code.OK and case.method in RESPONSES:
+    if code == Code.OK and _ours(case):
         found += _answer_problems(case, RESPONSES[case.method].FromString(response))
     return found
+
+
+def _ours(case: Case) -> bool:
+    return case.service == SERVICE and case.method in RESPONSES
 
 
 def _answer_problems(case: Case, answer) -> list[str]:

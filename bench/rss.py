@@ -1,45 +1,32 @@
-"""The resident memory of a process (VmRSS in /proc/PID/status), read once or sampled in the background."""
+"""A process's resident memory from /proc (Linux): now (VmRSS) and the most so far (VmHWM, which the
+kernel keeps exactly, so no sampling can miss a short peak)."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-SAMPLE_EVERY_S = 0.05
+
+def _status_bytes(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024  # the kernel writes kB
+    raise RuntimeError(f"/proc/{pid}/status has no {field} line")
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024  # the kernel writes kB
-    raise RuntimeError(f"/proc/{pid}/status has no VmRSS line (has the process exited?)")
+    return _status_bytes(pid, "VmRSS")
 
 
-class PeakRss:
-    """Samples a process's RSS every SAMPLE_EVERY_S from `start()` to `stop()`; `peak` is the most seen."""
+def peak_rss_bytes(pid: int) -> int:
+    """The most resident memory since the process started, or since `reset_peak_rss`."""
+    return _status_bytes(pid, "VmHWM")
 
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name=f"rss-{pid}", daemon=True)
 
-    def start(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-    def _sample(self) -> None:
-        while True:
-            try:
-                self.peak = max(self.peak, rss_bytes(self.pid))
-                self.samples += 1
-            except (OSError, RuntimeError):  # the process is gone: nothing more to see
-                return
-            if self._stop.wait(SAMPLE_EVERY_S):
-                return
+def reset_peak_rss(pid: int) -> bool:
+    """Starts the peak over from the current RSS (Linux 4.0+); False where that is not allowed,
+    and the peak then still counts from the process's start."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True

@@ -32,9 +32,9 @@ from typing import Callable
 import grpc
 
 from labelgate.bench.images import click_point, jpeg, scene
-from labelgate.bench.rss import PeakRss, rss_bytes
+from labelgate.bench.rss import peak_rss_bytes, reset_peak_rss
 from labelgate.bench.timing import percentile
-from labelgate.client import AsyncClient, Client, LabelgateClientError
+from labelgate.client import AsyncClient, Client, LabelgateClientError, RetryPolicy
 
 MiB = 1024 * 1024
 NEW_IMAGE, REPEAT_CLICK, DETECT, TEXT_SEGMENT = "new image", "repeat click", "detect", "text segment"
@@ -43,8 +43,16 @@ CLICKS = (NEW_IMAGE, REPEAT_CLICK)
 # Words the demo Grounding DINO's vocabulary has too; pairs of them make one caption per caller.
 CAPTION_WORDS = ("cat", "dog", "car", "person", "bird", "tree", "house", "chair", "cup", "bottle", "book", "bag",
                  "ball", "box", "sign", "hat")
-SHED_BACKOFF_S = (0.02, 0.1)  # a shed request is sent again after a random wait in this range
-RSS_SLACK_BYTES = 256 * MiB  # TODO measure
+# A shed request is sent again after a wait that doubles with each shed in a row, as README asks
+# of callers that get RESOURCE_EXHAUSTED (the SDK itself retries only UNAVAILABLE).
+SHED_BACKOFF = RetryPolicy(initial_backoff=0.05, max_backoff=1.0)
+# The RSS bound is the server's peak RSS during the warm-up (VmHWM: the models, and every model
+# stage's working set at once) + the cache budgets + this constant, which covers more requests in
+# flight than the warm-up's four and allocator fragmentation. Measured here (2 cores, demo models,
+# the peak over that baseline): 0-55 MiB in 8 s test soaks (6 callers, 320x240), 93 MiB in a
+# 150 s `labelgate bench --soak --quick` (8 callers, 640x480), flat after its first minute, and
+# 87 MiB with hiera-tiny at 1024 px (`labelgate bench --soak 40`). The constant is twice the largest.
+RSS_SLACK_BYTES = 192 * MiB
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class SoakPlan:
     cache_bytes: int = 4 * MiB  # the feature cache holds a few images only: the stream keeps evicting
     image_cache_bytes: int = 48 * 1024
     call_timeout_s: float = 120.0
+    rss_slack_bytes: int = RSS_SLACK_BYTES
 
     def server_flags(self) -> list[str]:
         return ["--max-queue", str(self.max_queue), "--cache-bytes", str(self.cache_bytes),
@@ -174,7 +183,7 @@ class Tally:
 
 def _sync_caller(client: Client, requests: list[Request], data: list[bytes], tally: Tally, keep_going: Callable[[], bool],
                  timeout: float, rng: random.Random) -> None:
-    index = 0
+    index, sheds_in_a_row = 0, 0
     while keep_going():
         request = requests[index % len(requests)]
         started = tally.begin()
@@ -182,16 +191,17 @@ def _sync_caller(client: Client, requests: list[Request], data: list[bytes], tal
             result = send(client, request, data[request.image], timeout)
         except LabelgateClientError as error:
             if tally.end(request, started, error=error):
-                time.sleep(rng.uniform(*SHED_BACKOFF_S))
+                sheds_in_a_row += 1
+                time.sleep(SHED_BACKOFF.backoff(sheds_in_a_row, rng))
                 continue
         else:
             tally.end(request, started, result)
-        index += 1
+        index, sheds_in_a_row = index + 1, 0
 
 
 async def _async_caller(client: AsyncClient, requests: list[Request], data: list[bytes], tally: Tally,
                         keep_going: Callable[[], bool], timeout: float, rng: random.Random) -> None:
-    index = 0
+    index, sheds_in_a_row = 0, 0
     while keep_going():
         request = requests[index % len(requests)]
         started = tally.begin()
@@ -199,11 +209,12 @@ async def _async_caller(client: AsyncClient, requests: list[Request], data: list
             result = await send(client, request, data[request.image], timeout)
         except LabelgateClientError as error:
             if tally.end(request, started, error=error):
-                await asyncio.sleep(rng.uniform(*SHED_BACKOFF_S))
+                sheds_in_a_row += 1
+                await asyncio.sleep(SHED_BACKOFF.backoff(sheds_in_a_row, rng))
                 continue
         else:
             tally.end(request, started, result)
-        index += 1
+        index, sheds_in_a_row = index + 1, 0
 
 
 def run_callers(address: str, plan: SoakPlan, requests: list[list[Request]], data: list[bytes], tally: Tally,
@@ -235,7 +246,17 @@ def warm_up(client: Client, plan: SoakPlan) -> None:
         data = jpeg(scene(seed, width, height))
         requests = [Request(kind, 0, 0, ((width / 2, height / 2, False),), caller_caption(0)) for kind in KINDS]
         with ThreadPoolExecutor(len(requests)) as threads:
-            list(threads.map(lambda request: send(client, request, data, plan.call_timeout_s), requests))
+            list(threads.map(lambda request: _send_until_answered(client, request, data, plan.call_timeout_s), requests))
+
+
+def _send_until_answered(client: Client, request: Request, data: bytes, timeout: float):
+    for sheds_in_a_row in itertools.count(1):
+        try:
+            return send(client, request, data, timeout)
+        except LabelgateClientError as error:
+            if error.code != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            time.sleep(SHED_BACKOFF.backoff(sheds_in_a_row))
 
 
 @dataclass
@@ -243,13 +264,13 @@ class SoakResult:
     plan: SoakPlan
     seconds: float  # the load phase, as run
     tally: Tally
-    rss_baseline: int  # after the warm-up, before the idle answers
-    rss_peak: int  # the most seen from then to the end of the load
-    server_sheds: int  # RESOURCE_EXHAUSTED answers, as the server counted them
+    rss_baseline: int  # the peak during the warm-up
+    rss_peak: int  # the peak from the warm-up to the end of the load
+    server_sheds: int  # RESOURCE_EXHAUSTED answers during the load, as the server counted them
 
     @property
     def rss_bound(self) -> int:
-        return self.rss_baseline + self.plan.budget_bytes + RSS_SLACK_BYTES
+        return self.rss_baseline + self.plan.budget_bytes + self.plan.rss_slack_bytes
 
     def click_latency(self, percentile_q: float) -> float | None:
         samples = [s for kind in CLICKS for s in self.tally.latencies[kind]]
@@ -270,18 +291,21 @@ def run_soak(server, plan: SoakPlan) -> SoakResult:
     """The whole scenario against a running `launcher.ServerProcess` started with `plan.server_flags()`:
     warm-up, RSS baseline, idle answers, then `plan.seconds` of load by `plan.callers` callers."""
     data, requests = image_bytes(plan), workload(plan)
+    pid = server.process.pid
     with Client(server.address, timeout=plan.call_timeout_s) as client:
+        reset_peak_rss(pid)  # model loading's own peak is not the baseline
         warm_up(client, plan)
-        baseline = rss_bytes(server.process.pid)
-        rss = PeakRss(server.process.pid).start()
+        baseline = peak_rss_bytes(pid)
         tally = Tally(idle_answers(client, plan, requests, data))
+    sheds_before = _server_sheds(server)
     started = time.monotonic()
     stop_at = started + plan.seconds
-    try:
-        run_callers(server.address, plan, requests, data, tally, lambda: time.monotonic() < stop_at)
-    finally:
-        peak = rss.stop()
+    run_callers(server.address, plan, requests, data, tally, lambda: time.monotonic() < stop_at)
     seconds = time.monotonic() - started
-    sheds = sum(server.metric("labelgate_requests_total", method=method, code="RESOURCE_EXHAUSTED")
-                for method in ("Segment", "Detect"))
-    return SoakResult(plan, seconds, tally, baseline, peak, int(sheds))
+    peak = peak_rss_bytes(pid)
+    return SoakResult(plan, seconds, tally, baseline, peak, _server_sheds(server) - sheds_before)
+
+
+def _server_sheds(server) -> int:
+    return int(sum(server.metric("labelgate_requests_total", method=method, code="RESOURCE_EXHAUSTED")
+                   for method in ("Segment", "Detect")))

@@ -1,4 +1,4 @@
-"""Fetch the official checkpoints of `labelgate.models.registry` and check that they load.
+"""Fetch the official checkpoints of `labelgate.models.checkpoints` and check that they load.
 
     fetch("sam2.1-hiera-tiny", "weights")    # -> weights/sam2.1_hiera_tiny.pt
     fetch("grounding-dino-tiny", "weights")  # -> weights/grounding-dino-tiny/
@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from labelgate.models import registry
-from labelgate.models.registry import GroundingDinoSpec, Sam2Spec, Spec
+from labelgate.models import checkpoints
+from labelgate.models.checkpoints import GroundingDinoSpec, Sam2Spec, Spec
 
 CONNECT_TIMEOUT_S = 15.0  # urllib applies it to the connect and to each read of the stream
 CHUNK_BYTES = 1 << 20
@@ -55,14 +55,14 @@ class NoNetworkError(WeightsError):
 
 
 def _spec(name_or_spec: str | Spec) -> Spec:
-    return registry.get(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    return checkpoints.get(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
 
 
 def fetch(name: str | Spec, weights_dir: Path | str, *, force: bool = False, progress: bool = True) -> Path:
     """Download a known checkpoint into `weights_dir` (unless it is already there and verifies)
     and return its local path: the .pt file for SAM 2, the model directory for Grounding DINO.
 
-    `name` is a registry name (or a spec). `force` downloads again even if a valid copy exists.
+    `name` is a checkpoint name (models.checkpoints) (or a spec). `force` downloads again even if a valid copy exists.
     Raises KeyError for an unknown name, NoNetworkError when the server cannot be reached, and
     WeightsError when the download fails or does not verify."""
     spec = _spec(name)

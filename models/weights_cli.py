@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from labelgate.models import registry
+from labelgate.models import checkpoints
 from labelgate.models.demo import (
     GROUNDING_DINO_DEMO_DIRNAME,
     SAM2_DEMO_CONFIG,
@@ -46,7 +46,7 @@ def demo_serve_args(directory: Path | str) -> list[str]:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `weights` and its subcommands on the top-level CLI's subparsers."""
-    names = "\n".join(f"  {spec.name:24} {spec.kind:15} {spec.description}" for spec in registry.SPECS.values())
+    names = "\n".join(f"  {spec.name:24} {spec.kind:15} {spec.description}" for spec in checkpoints.SPECS.values())
     weights = subparsers.add_parser(
         "weights",
         help="list, download and verify model weights, or write offline demo weights",
@@ -82,7 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fetcher.add_argument("names", nargs="+", metavar="NAME", help=f"model to fetch, e.g. {registry.DEFAULT_SAM2} {registry.DEFAULT_GROUNDING_DINO}")
+    fetcher.add_argument("names", nargs="+", metavar="NAME", help=f"model to fetch, e.g. {checkpoints.DEFAULT_SAM2} {checkpoints.DEFAULT_GROUNDING_DINO}")
     _add_dir(fetcher)
     fetcher.add_argument("--force", action="store_true", help="download again even if a valid copy is present")
     fetcher.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
@@ -116,9 +116,9 @@ def _add_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    defaults = {registry.DEFAULT_SAM2, registry.DEFAULT_GROUNDING_DINO}
+    defaults = {checkpoints.DEFAULT_SAM2, checkpoints.DEFAULT_GROUNDING_DINO}
     rows = [("NAME", "KIND", "SOURCE", "LOCAL PATH", "PRESENT")]
-    for spec in registry.SPECS.values():
+    for spec in checkpoints.SPECS.values():
         name = spec.name + (" (default)" if spec.name in defaults else "")
         present = "yes" if is_present(spec, args.dir) else "no"
         rows.append((name, spec.kind, spec.source, str(spec.local_path(args.dir)), present))
@@ -129,9 +129,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    unknown = [name for name in args.names if name not in registry.SPECS]
+    unknown = [name for name in args.names if name not in checkpoints.SPECS]
     if unknown:
-        print(f"unknown model {', '.join(unknown)}; known: {', '.join(registry.SPECS)}", file=sys.stderr)
+        print(f"unknown model {', '.join(unknown)}; known: {', '.join(checkpoints.SPECS)}", file=sys.stderr)
         return EXIT_FAILED
     status = EXIT_OK
     for name in dict.fromkeys(args.names):
@@ -155,7 +155,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         "\nThese are RANDOM weights: the masks and boxes they give are meaningless. They only let the\n"
         "service run end to end without a network. For real results run\n"
-        f"  labelgate weights fetch {registry.DEFAULT_SAM2} {registry.DEFAULT_GROUNDING_DINO}\n"
+        f"  labelgate weights fetch {checkpoints.DEFAULT_SAM2} {checkpoints.DEFAULT_GROUNDING_DINO}\n"
         "\nServe the demo weights with:\n"
         f"  labelgate serve {flags}\n"
         f"or simply:\n  labelgate serve --demo-weights {shlex.quote(str(args.directory))}"

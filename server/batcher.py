@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Generic, Sequence, TypeVar
 
-from labelgate.server.errors import DeadlineExceeded, NotReady, Overloaded
+from labelgate.core.errors import DeadlineExceeded, NotReady, Overloaded
 from labelgate.server.metrics import BatchMetrics
 
 T = TypeVar("T")
@@ -97,10 +97,6 @@ class DynamicBatcher(Generic[T, R]):
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.stage}")
-
-    @property
-    def queued(self) -> int:
-        return len(self._pending)
 
     async def submit(self, item: T, deadline: float | None = None) -> R:
         """Runs `item` in some batch and returns its result (or raises its exception)."""

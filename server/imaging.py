@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from labelgate.server.errors import InvalidInput
+from labelgate.core.errors import InvalidInput
 from labelgate.server.quoting import quoted
 
 SUPPORTED = "PNG, JPEG, WebP, BMP or TIFF"

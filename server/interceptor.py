@@ -15,7 +15,9 @@ import time
 import uuid
 
 import grpc
+from google.protobuf.message import DecodeError
 
+from labelgate.core.errors import InvalidInput
 from labelgate.server.metrics import Metrics
 from labelgate.server.status import INTERNAL_MESSAGE, status_for
 
@@ -44,18 +46,20 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         # The Labelgate service is unary-unary only; anything else is not ours to wrap.
         if handler is None or not method.startswith(self._prefix) or handler.unary_unary is None:
             return handler
+        # The request arrives as bytes and is parsed in _run: grpc would answer a malformed message
+        # with UNKNOWN, uncounted; it is the caller's INVALID_ARGUMENT.
         return grpc.unary_unary_rpc_method_handler(
-            self._wrap(method[len(self._prefix):], handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            self._wrap(method[len(self._prefix):], handler.unary_unary, handler.request_deserializer),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, name: str, behavior):
-        async def run(request, context: grpc.aio.ServicerContext):
+    def _wrap(self, name: str, behavior, deserialize):
+        async def run(raw: bytes, context: grpc.aio.ServicerContext):
             self._in_flight += 1
             self._drained.clear()
             try:
-                return await self._run(name, behavior, request, context)
+                return await self._run(name, behavior, deserialize, raw, context)
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:
@@ -63,11 +67,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
 
         return run
 
-    async def _run(self, name: str, behavior, request, context: grpc.aio.ServicerContext):
+    async def _run(self, name: str, behavior, deserialize, raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, None
         try:
-            return await behavior(request, context)
+            return await behavior(_parsed(deserialize, raw), context)
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -86,3 +90,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             self.metrics.requests.labels(name, code.name).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)
         await context.abort(code, message)
+
+
+def _parsed(deserialize, raw: bytes):
+    try:
+        return deserialize(raw) if deserialize else raw
+    except DecodeError as error:
+        raise InvalidInput(f"the request is not a valid protobuf message for this method: {error}") from None

@@ -15,7 +15,7 @@ from labelgate.models.backend import Backend, DecodeItem, DetectItem, SamPrompt
 from labelgate.models.default_pair import default_specs
 from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, LoadContext, ModelKind
 from labelgate.models.spec import ModelSpec, check_unique, read_models_file
-from labelgate.server.errors import NotReady
+from labelgate.core.errors import NotReady
 from labelgate.server.settings import Settings
 
 log = logging.getLogger(__name__)

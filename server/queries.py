@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from labelgate.models.backend import Detection
-from labelgate.server.masks import COCO_RLE, EncodedMask
+from labelgate.server.masks import EncodedMask
 
-DEFAULT_BOX_THRESHOLD = 0.35
-DEFAULT_TEXT_THRESHOLD = 0.25
+# Numbers left at 0 and formats left empty take the defaults `labelgate.server.validation` sets.
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,9 @@ class SegmentQuery:
     boxes: tuple[BoxPrompt, ...] = ()
     text: str = ""
     multimask_output: bool = False
-    formats: tuple[str, ...] = (COCO_RLE,)
-    box_threshold: float = DEFAULT_BOX_THRESHOLD
-    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    formats: tuple[str, ...] = ()
+    box_threshold: float = 0.0
+    text_threshold: float = 0.0
     model: str = ""
     detector_model: str = ""
 
@@ -55,8 +54,8 @@ class SegmentQuery:
 class DetectQuery:
     image: ImageRef
     text: str
-    box_threshold: float = DEFAULT_BOX_THRESHOLD
-    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    box_threshold: float = 0.0
+    text_threshold: float = 0.0
     model: str = ""
 
 

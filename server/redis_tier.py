@@ -71,10 +71,6 @@ class RedisFeatureStore:
         self._retry_at = 0.0
         self._set_up(True)
 
-    @property
-    def available(self) -> bool:
-        return self._down_since is None
-
     async def get(self, key: str) -> bytes | None:
         try:
             chunks = await self._call(self._client.hgetall(key))

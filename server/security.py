@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 
-from labelgate.server.errors import Unauthenticated
+from labelgate.core.errors import Unauthenticated
 
 _PREFIX = "bearer "
 

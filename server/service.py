@@ -16,7 +16,7 @@ import numpy as np
 from labelgate.models.backend import DecodedMasks, DecodeItem, Detection, DetectItem, ImageFeatures, ModelInfo, SamPrompt
 from labelgate.models.kinds import CAPABILITIES, DETECT, PROMPT_SEGMENT
 from labelgate.server.cache import ByteLRUCache
-from labelgate.server.errors import InvalidInput, NotFound, NotReady, Unsupported
+from labelgate.core.errors import InvalidInput, NotFound, NotReady, Unsupported
 from labelgate.server.imaging import decode_image
 from labelgate.server.masks import encode_mask
 from labelgate.server.metrics import Metrics
@@ -34,11 +34,11 @@ from labelgate.server.queries import (
 from labelgate.server.quoting import quoted
 from labelgate.server.validation import (
     Limits,
-    check_detect,
     check_image_ref,
     check_in_image,
     check_model_name,
-    check_segment_prompt,
+    checked_detect,
+    checked_segment,
 )
 
 T = TypeVar("T")
@@ -117,7 +117,7 @@ class LabelgateService:
         return EmbedResult(request_image.image_id, request_image.width, request_image.height, hit)
 
     async def segment(self, query: SegmentQuery, deadline: float | None = None) -> SegmentResult:
-        check_segment_prompt(query, self.limits)
+        query = checked_segment(query, self.limits)
         segmenter = self._segmenter(query.model)
         detector = self._detector(query.detector_model) if query.text.strip() else None
         request_image = await self._resolve(query.image, segmenter)
@@ -150,7 +150,7 @@ class LabelgateService:
         return SegmentResult(request_image.image_id, request_image.width, request_image.height, objects, hit)
 
     async def detect(self, query: DetectQuery, deadline: float | None = None) -> DetectResult:
-        check_detect(query, self.limits)
+        query = checked_detect(query, self.limits)
         detector = self._detector(query.model)
         request_image = await self._resolve(query.image, None)
         detections = await self._detect(detector, request_image, query.text, query.box_threshold, query.text_threshold, deadline)

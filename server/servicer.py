@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from labelgate.server.errors import InvalidInput, NotReady
+from labelgate.core.errors import NotReady
 from labelgate.server.masks import COCO_RLE, PNG, POLYGONS, EncodedMask
 from labelgate.server.queries import (
-    DEFAULT_BOX_THRESHOLD,
-    DEFAULT_TEXT_THRESHOLD,
     BoxPrompt,
     DetectQuery,
     ImageRef,
@@ -19,7 +17,7 @@ from labelgate.server.queries import (
 from labelgate.v1 import labelgate_pb2 as pb
 from labelgate.v1 import labelgate_pb2_grpc
 
-_FORMATS = {pb.COCO_RLE: COCO_RLE, pb.POLYGONS: POLYGONS, pb.PNG: PNG}
+_FORMATS = {pb.COCO_RLE: COCO_RLE, pb.POLYGONS: POLYGONS, pb.PNG: PNG}  # an unknown value passes as its number, for validation to refuse
 
 
 class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
@@ -44,9 +42,9 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             boxes=tuple(_box_from_pb(b) for b in request.boxes),
             text=request.text,
             multimask_output=request.multimask_output,
-            formats=_formats(request.formats),
-            box_threshold=request.box_threshold or DEFAULT_BOX_THRESHOLD,
-            text_threshold=request.text_threshold or DEFAULT_TEXT_THRESHOLD,
+            formats=tuple(_FORMATS.get(value, str(value)) for value in request.formats),
+            box_threshold=request.box_threshold,
+            text_threshold=request.text_threshold,
             model=request.model,
             detector_model=request.detector_model,
         )
@@ -71,8 +69,8 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
         query = DetectQuery(
             image=_image(request.image),
             text=request.text,
-            box_threshold=request.box_threshold or DEFAULT_BOX_THRESHOLD,
-            text_threshold=request.text_threshold or DEFAULT_TEXT_THRESHOLD,
+            box_threshold=request.box_threshold,
+            text_threshold=request.text_threshold,
             model=request.model,
         )
         result = await self._ready_service().detect(query, _deadline(context))
@@ -106,18 +104,6 @@ def _image(image: pb.Image) -> ImageRef:
     if source == "image_id":
         return ImageRef(image_id=image.image_id)
     return ImageRef()
-
-
-def _formats(values) -> tuple[str, ...]:
-    if not values:
-        return (COCO_RLE,)
-    formats = []
-    for value in values:
-        if value not in _FORMATS:
-            raise InvalidInput(f"unknown mask format {value}; use COCO_RLE, POLYGONS or PNG")
-        if _FORMATS[value] not in formats:
-            formats.append(_FORMATS[value])
-    return tuple(formats)
 
 
 def _box_from_pb(box: pb.Box) -> BoxPrompt:

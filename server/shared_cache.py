@@ -22,7 +22,7 @@ from typing import Awaitable, Callable, Hashable
 
 from labelgate.models.backend import ImageFeatures
 from labelgate.server.cache import ByteLRUCache
-from labelgate.server.errors import DeadlineExceeded
+from labelgate.core.errors import DeadlineExceeded
 from labelgate.server.feature_codec import FeatureFormatError, SharedTierFeatures, decode_features, encode_features
 from labelgate.server.redis_tier import Lock, RedisFeatureStore, redact
 
@@ -40,14 +40,6 @@ class TieredFeatureCache:
 
     def __len__(self) -> int:
         return len(self.local)
-
-    @property
-    def max_bytes(self) -> int:
-        return self.local.max_bytes
-
-    @property
-    def bytes_used(self) -> int:
-        return self.local.bytes_used
 
     async def lookup(self, key: Hashable) -> ImageFeatures | None:
         """Features held by either tier (a shared hit is copied into the local one), or None."""

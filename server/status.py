@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 
-from labelgate.server.errors import (
+from labelgate.core.errors import (
     DeadlineExceeded,
     InvalidInput,
     NotFound,

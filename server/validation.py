@@ -1,14 +1,21 @@
-"""Request checks with messages a user can act on. Each failure raises InvalidInput."""
+"""Request checks with messages a user can act on, and the defaults of fields left unset: the one
+owner of both. Each failure raises InvalidInput."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from labelgate.server.errors import InvalidInput
+from labelgate.core.errors import InvalidInput
 from labelgate.server.imaging import looks_like_image_id
+from labelgate.server.masks import COCO_RLE, FORMATS, PNG, POLYGONS
 from labelgate.server.queries import BoxPrompt, DetectQuery, SegmentQuery
 from labelgate.server.quoting import quoted
+
+DEFAULT_BOX_THRESHOLD = 0.35  # Grounding DINO's demo values, for a threshold left at 0
+DEFAULT_TEXT_THRESHOLD = 0.25
+DEFAULT_FORMATS = (COCO_RLE,)
+_FORMAT_NAMES = {COCO_RLE: "COCO_RLE", POLYGONS: "POLYGONS", PNG: "PNG"}
 
 # Far above any real model name; a longer one is a mistake, not a name to look up and echo.
 MAX_MODEL_NAME_CHARS = 256
@@ -45,8 +52,9 @@ def check_threshold(value: float, name: str) -> None:
         raise InvalidInput(f"{name} must be between 0 and 1 (0 = the default), got {value}")
 
 
-def check_segment_prompt(query: SegmentQuery, limits: Limits) -> None:
-    """Checks that need no image: prompt kinds, counts, finiteness, box order."""
+def checked_segment(query: SegmentQuery, limits: Limits) -> SegmentQuery:
+    """The query with its defaults, after the checks that need no image: prompt kinds, counts,
+    finiteness, box order, formats."""
     check_image_ref(query.image, "Segment")
     check_model_name(query.model, "model")
     check_model_name(query.detector_model, "detector_model")
@@ -73,6 +81,20 @@ def check_segment_prompt(query: SegmentQuery, limits: Limits) -> None:
         check_text(query.text, limits)
     check_threshold(query.box_threshold, "box_threshold")
     check_threshold(query.text_threshold, "text_threshold")
+    return replace(query, formats=checked_formats(query.formats), **_thresholds(query))
+
+
+def checked_formats(formats) -> tuple[str, ...]:
+    """Known formats, each once, in the caller's order (none: the default)."""
+    unknown = [value for value in formats if value not in FORMATS]
+    if unknown:
+        raise InvalidInput(f"unknown mask format {unknown[0][:20]}; use {', '.join(_FORMAT_NAMES.values())}")
+    return tuple(dict.fromkeys(formats)) or DEFAULT_FORMATS
+
+
+def _thresholds(query) -> dict[str, float]:
+    return {"box_threshold": query.box_threshold or DEFAULT_BOX_THRESHOLD,
+            "text_threshold": query.text_threshold or DEFAULT_TEXT_THRESHOLD}
 
 
 def check_box_shape(box: BoxPrompt, index: int) -> None:
@@ -103,9 +125,11 @@ def check_text(text: str, limits: Limits) -> None:
         raise InvalidInput(f"text prompt of {len(text)} characters is over the limit of {limits.max_text_chars}")
 
 
-def check_detect(query: DetectQuery, limits: Limits) -> None:
+def checked_detect(query: DetectQuery, limits: Limits) -> DetectQuery:
+    """The query with its defaults, once checked."""
     check_image_ref(query.image, "Detect")
     check_model_name(query.model, "model")
     check_text(query.text, limits)
     check_threshold(query.box_threshold, "box_threshold")
     check_threshold(query.text_threshold, "text_threshold")
+    return replace(query, **_thresholds(query))

@@ -14,11 +14,19 @@ import pytest
 from tolerances import (
     GDINO_DEMO_DEPTH,
     GDINO_DEMO_PROPOSAL_DEPTH,
+    UNIT_ROUNDOFF_FP16,
+    rounded_inputs_tolerance,
     reordering_tolerance,
     through_sigmoid,
 )
 
 Box = Sequence[float]
+
+
+def fidelity_first(values: Sequence) -> list:
+    """Parameters with the first one marked `fidelity`: `make test` reruns that case under another
+    kernel set (ATEN_CPU_CAPABILITY=default), the others only once."""
+    return [pytest.param(value, marks=pytest.mark.fidelity) if index == 0 else value for index, value in enumerate(values)]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -53,7 +61,63 @@ def assert_score_agrees(score: float, expected: float, depth: float) -> None:
     assert score == pytest.approx(float(expected), abs=sam2_score_tolerance(float(expected), depth))
 
 
+def sam2_score_tolerance_from_fp16_features(score: float) -> float:
+    """A mask score decoded from features stored as float16 against the same decoder on the fp32 ones."""
+    return through_sigmoid(rounded_inputs_tolerance(max(1.0, abs(float(_logit(score)))), UNIT_ROUNDOFF_FP16))
+
+
 # --- Grounding DINO ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """One image's encoder proposal logits (the max over tokens), descending: query q of the decoder is
+    proposal q of this order (transformers takes the top num_queries)."""
+
+    logits: np.ndarray
+    num_queries: int
+
+    @classmethod
+    def of(cls, enc_outputs_class, num_queries: int) -> "Proposals":
+        """From one image's `enc_outputs_class` (proposals x tokens)."""
+        return cls(np.sort(enc_outputs_class.max(-1)[0].double().numpy())[::-1], num_queries)
+
+    @cached_property
+    def tolerance(self) -> float:
+        return reordering_tolerance(float(np.abs(self.logits).max()), GDINO_DEMO_PROPOSAL_DEPTH)
+
+    def swappable(self, a: int, b: int) -> bool:
+        """Whether queries a and b may come out in either order: each proposal logit may move by the tolerance."""
+        return abs(self.logits[a] - self.logits[b]) <= 2 * self.tolerance
+
+    def skip_unless_determined(self) -> None:
+        """Skips the test when the last proposal taken and the first left out are within tolerance:
+        another evaluation may then take another query, which changes every query through the
+        decoder's self-attention, and there is nothing to compare."""
+        gap = self.logits[self.num_queries - 1] - self.logits[self.num_queries]
+        if gap <= 2 * self.tolerance:
+            pytest.skip(f"the reference's query choice is tied within tolerance (proposal gap {gap:.3g} <= 2 x "
+                        f"{self.tolerance:.3g}): nothing to compare; pick another image")
+
+
+def box_coordinate_tolerance(pred_boxes: np.ndarray) -> float:
+    """Normalised (cx, cy, w, h) = sigmoid(z): a quarter of z's move, from the largest |z| of the boxes."""
+    return through_sigmoid(reordering_tolerance(float(np.abs(_logit(pred_boxes)).max()), GDINO_DEMO_DEPTH))
+
+
+def match_queries(proposals: Proposals, expected_boxes: np.ndarray, got_boxes: np.ndarray, tolerance: float) -> list[int]:
+    """For each expected query, the got query that is the same one: itself, or one it may have swapped
+    places with (Proposals.swappable), whichever box is nearest; asserts that box is within tolerance."""
+    taken: set[int] = set()
+    order = []
+    for q, box in enumerate(expected_boxes):
+        candidates = [r for r in range(len(got_boxes)) if r not in taken and (r == q or proposals.swappable(q, r))]
+        r = min(candidates, key=lambda r: np.abs(got_boxes[r] - box).max())
+        distance = float(np.abs(got_boxes[r] - box).max())
+        assert distance <= tolerance, f"query {q}: no box within {tolerance:.3g} (nearest {distance:.3g})"
+        taken.add(r)
+        order.append(r)
+    return order
 
 
 @dataclass(frozen=True)
@@ -73,13 +137,12 @@ class GroundingRun:
         )[0]
 
     @cached_property
-    def token_probs(self) -> np.ndarray:
-        return 1 / (1 + np.exp(-self.outputs.logits[0].double().numpy()))
+    def proposals(self) -> Proposals:
+        return Proposals.of(self.outputs.enc_outputs_class[0], self.outputs.logits.shape[1])
 
     @cached_property
-    def proposal_logits(self) -> np.ndarray:
-        """The encoder's proposal logits, descending: query q is proposal q of this order (top-k)."""
-        return np.sort(self.outputs.enc_outputs_class[0].max(-1)[0].double().numpy())[::-1]
+    def token_probs(self) -> np.ndarray:
+        return 1 / (1 + np.exp(-self.outputs.logits[0].double().numpy()))
 
     @cached_property
     def score_tolerance(self) -> float:
@@ -88,26 +151,8 @@ class GroundingRun:
 
     @cached_property
     def box_tolerance(self) -> float:
-        """Pixels. Boxes are sigmoid(z) of (cx, cy, w, h); a corner cx -/+ w/2 moves by at most 1.5 times
-        one coordinate's move, times the image side."""
-        z = float(np.abs(_logit(self.outputs.pred_boxes.numpy())).max())
-        return 1.5 * through_sigmoid(reordering_tolerance(z, GDINO_DEMO_DEPTH)) * max(self.image_hw)
-
-    @cached_property
-    def proposal_tolerance(self) -> float:
-        return reordering_tolerance(float(np.abs(self.proposal_logits).max()), GDINO_DEMO_PROPOSAL_DEPTH)
-
-    def swappable(self, a: int, b: int) -> bool:
-        """Whether queries a and b may come out in either order: their proposal logits are within
-        tolerance of each other (each may move by proposal_tolerance)."""
-        return abs(self.proposal_logits[a] - self.proposal_logits[b]) <= 2 * self.proposal_tolerance
-
-    @property
-    def queries_are_determined(self) -> bool:
-        """False when the last query's proposal and the first left out are within tolerance: then
-        another evaluation may pick another query, which changes every query through self-attention."""
-        queries = self.outputs.logits.shape[1]
-        return bool(self.proposal_logits[queries - 1] - self.proposal_logits[queries] > 2 * self.proposal_tolerance)
+        """Pixels: a corner cx -/+ w/2 moves by at most 1.5 coordinates' moves, times the image side."""
+        return 1.5 * box_coordinate_tolerance(self.outputs.pred_boxes.numpy()) * max(self.image_hw)
 
 
 def grounding_run(processor, model, image: np.ndarray, caption: str, size: tuple[int, int] | None = None) -> GroundingRun:
@@ -133,14 +178,10 @@ def assert_detections_agree(got: Sequence[tuple[Box, float, str]], run: Groundin
       is within tolerance of text_threshold;
     - in query order, except queries whose proposals are within tolerance of each other.
 
-    Skips the test when the reference's choice of queries is itself within tolerance (see
-    GroundingRun.queries_are_determined): then there is nothing to compare.
+    Skips the test when the reference's choice of queries is itself within tolerance
+    (Proposals.skip_unless_determined).
     """
-    if not run.queries_are_determined:
-        queries = run.outputs.logits.shape[1]
-        gap = run.proposal_logits[queries - 1] - run.proposal_logits[queries]
-        pytest.skip(f"the reference's query choice is tied within tolerance (proposal gap {gap:.3g} <= 2 x "
-                    f"{run.proposal_tolerance:.3g}): nothing to compare; pick another image")
+    run.proposals.skip_unless_determined()
     every = run.every_query(text_threshold)
     scores, boxes, labels = every["scores"].double().numpy(), every["boxes"].double().numpy(), list(every["text_labels"])
     score_tol, box_tol = run.score_tolerance, run.box_tolerance
@@ -161,4 +202,4 @@ def assert_detections_agree(got: Sequence[tuple[Box, float, str]], run: Groundin
     assert not missing, f"queries {missing} (scores {[round(float(scores[q]), 6) for q in missing]}) are missing"
     for i, a in enumerate(matched):
         for b in matched[i + 1:]:
-            assert a < b or run.swappable(a, b), f"queries {a} and {b} out of order"
+            assert a < b or run.proposals.swappable(a, b), f"queries {a} and {b} out of order"

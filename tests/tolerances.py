@@ -23,7 +23,6 @@ import numpy as np
 
 UNIT_ROUNDOFF_FP32 = float(np.finfo(np.float32).eps) / 2  # 2**-24: |fl(x) - x| <= u|x|, round to nearest
 UNIT_ROUNDOFF_FP16 = float(np.finfo(np.float16).eps) / 2  # 2**-11
-FP16_SMALLEST_NORMAL = float(np.finfo(np.float16).tiny)  # 2**-14; below it float16 spacing is 2**-24
 
 # How many standard deviations of accumulated rounding error a bound allows. The probabilistic model
 # (Higham & Mary, "A new approach to probabilistic rounding error analysis", SIAM J. Sci. Comput. 2019)
@@ -38,12 +37,20 @@ def float32_rounding(magnitude: float) -> float:
     return UNIT_ROUNDOFF_FP32 * magnitude
 
 
-def float16_rounding(values: np.ndarray) -> tuple[float, float]:
-    """(rtol, atol) for float32 values stored as float16 and read back, as `np.testing.assert_allclose`
-    takes them. Round to nearest moves a normal float16 by at most u16 = 2**-11 relative; below the
-    smallest normal (2**-14) the spacing is 2**-24, so the move is at most half of that, absolute."""
-    del values  # the bound holds for every finite value within float16 range
-    return UNIT_ROUNDOFF_FP16, 2.0**-25
+# float32 values stored as float16 and read back, as `np.testing.assert_allclose(rtol=, atol=)` takes
+# them: round to nearest moves a normal float16 by at most u16 = 2**-11 relative; below the smallest
+# normal (2**-14) the spacing is 2**-24, so the move is at most half of that, absolute.
+FP16_STORAGE_RTOL = UNIT_ROUNDOFF_FP16
+FP16_STORAGE_ATOL = 2.0**-25
+
+
+def rounded_inputs_tolerance(magnitude: float, unit_roundoff: float) -> float:
+    """How far a result moves when each of its inputs was rounded once, relative by at most
+    `unit_roundoff` (features read back from float16). In the model of `reordering_tolerance` these
+    are one rounding per input, each reaching the result through the computation: LAMBDA standard
+    deviations of u * magnitude, with no growth along the path (nothing is accumulated in the low
+    precision, and only one side of the comparison was rounded)."""
+    return LAMBDA * unit_roundoff * magnitude
 
 
 def reordering_tolerance(magnitude: float, depth: float) -> float:

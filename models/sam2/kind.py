@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labelgate.models import registry
+from labelgate.models import checkpoints
 from labelgate.models.kinds import PROMPT_SEGMENT, LoadContext, ModelKind, register
 from labelgate.models.spec import ModelSpec
 
@@ -19,7 +19,7 @@ def config_for(spec: ModelSpec) -> str:
     if spec.option("config"):
         return spec.option("config")
     filename = Path(spec.weights).name
-    for known in registry.SAM2_SPECS:
+    for known in checkpoints.SAM2_SPECS:
         if known.filename == filename:
             return known.config
     raise ValueError(f"model {spec.name}: which SAM 2 config builds {filename}? add config=configs/sam2.1/sam2.1_hiera_<t|s|b+|l>.yaml")

@@ -8,7 +8,7 @@ from pathlib import Path
 from labelgate.models.triton.connection import TritonConnection
 from labelgate.models.triton.grounding_dino_backend import GroundingDinoTritonBackend
 from labelgate.models.triton.sam2_backend import Sam2TritonBackend
-from labelgate.server.errors import NotReady
+from labelgate.core.errors import NotReady
 
 
 def connect_sam2(url: str, name: str = "") -> Sam2TritonBackend:

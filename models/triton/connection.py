@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from labelgate.server.errors import InvalidInput, NotReady
+from labelgate.core.errors import InvalidInput, NotReady
 
 log = logging.getLogger(__name__)
 

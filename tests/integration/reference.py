@@ -97,15 +97,16 @@ def segment_request(image_message, points, boxes, multimask=False, **fields):
     )
 
 
-def predictor_masks(predictor, image: np.ndarray, points, boxes, multimask: bool):
-    """(objects, K, H, W) bool masks and (objects, K) scores from `SAM2ImagePredictor.predict`."""
+def predictor_masks(predictor, image: np.ndarray, points, boxes, multimask: bool, return_logits: bool = False):
+    """(objects, K, H, W) bool masks (or float logits) and (objects, K) scores from `SAM2ImagePredictor.predict`."""
     predictor.set_image(image)
     masks, scores, _ = predictor.predict(
         point_coords=np.array([(x, y) for x, y, _ in points], np.float32) if points else None,
         point_labels=np.array([0 if neg else 1 for *_, neg in points], np.int32) if points else None,
         box=np.array(boxes, np.float32) if boxes else None,
         multimask_output=multimask,
+        return_logits=return_logits,
     )
     if masks.ndim == 3:  # one object
         masks, scores = masks[None], scores[None]
-    return masks.astype(bool), scores
+    return (masks if return_logits else masks.astype(bool)), scores

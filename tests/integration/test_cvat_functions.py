@@ -131,7 +131,7 @@ def test_detector_rectangles_for_the_shipped_labels(nuclio_env, client):
     for shape in shapes:  # each one is a labelgate detection, under a label its phrase names
         assert shape["type"] == "rectangle" and shape["attributes"] == []
         detection = by_box[tuple(round(v, 3) for v in shape["points"])]
-        assert float(shape["confidence"]) == pytest.approx(detection.score)
+        assert float(shape["confidence"]) == detection.score  # str(float) round-trips exactly
         assert set(shape["label"].split()) & set(detection.label.replace(".", " ").split())
     clear = [d for d in detections if len(names_in(d.label, labels)) == 1]  # phrases naming one label outright
     found = {(tuple(round(v, 3) for v in s["points"]), s["label"]) for s in shapes}
@@ -193,7 +193,7 @@ def test_detection_function_rectangles(server, client):
     assert len(expected) > 0 and len(shapes) == len(expected)
     for shape, detection in zip(shapes, expected):
         assert shape.type.value == "rectangle" and shape.label_id == NAMES.index(names_in(detection.label)[0])
-        assert shape.points == pytest.approx(clipped(detection.box)) and shape.score == pytest.approx(detection.score)
+        assert shape.points == clipped(detection.box) and shape.score == detection.score  # carried, not computed
     mapper = _AnnotationMapper(logging.getLogger("cvat"), function.spec.labels, dataset_labels("rectangle"),
                                allow_unmatched_labels=False, conv_mask_to_poly=False)
     _, remapped = mapper.validate_and_remap(shapes, 7)

@@ -92,10 +92,10 @@ BAD_REQUESTS = {
                            Code.INVALID_ARGUMENT, "exactly one box, got 2 boxes"),
     "65 points": (segment(points=[point(i % 90, 10) for i in range(65)]), Code.INVALID_ARGUMENT,
                   "65 points is over this server's limit of 64 (--max-points)"),
-    "unknown SAM 2 model": (segment(model="sam9", **ONE_POINT), Code.NOT_FOUND, "unknown SAM 2 model 'sam9'"),
-    "Embed unknown SAM 2 model": (embed(pb.Image(data=GOOD_PNG), model="sam9"), Code.NOT_FOUND, "unknown SAM 2 model"),
+    "unknown SAM 2 model": (segment(model="sam9", **ONE_POINT), Code.NOT_FOUND, "unknown model 'sam9'"),
+    "Embed unknown SAM 2 model": (embed(pb.Image(data=GOOD_PNG), model="sam9"), Code.NOT_FOUND, "unknown model 'sam9'"),
     "unknown detector model": (segment(text="cat .", detector_model="dino9"), Code.NOT_FOUND,
-                               "unknown Grounding DINO model 'dino9'"),
+                               "unknown model 'dino9'"),
     "box_threshold 2.0": (segment(text="cat .", box_threshold=2.0), Code.INVALID_ARGUMENT,
                           "box_threshold must be between 0 and 1"),
     "text_threshold NaN": (segment(text="cat .", text_threshold=math.nan), Code.INVALID_ARGUMENT,
@@ -106,7 +106,7 @@ BAD_REQUESTS = {
     "Detect dots only": (detect(text=" .. "), Code.INVALID_ARGUMENT, "empty text prompt"),
     "Detect negative box_threshold": (detect(text="cat .", box_threshold=-0.5), Code.INVALID_ARGUMENT,
                                       "box_threshold must be between 0 and 1"),
-    "Detect unknown model": (detect(text="cat .", model="dino9"), Code.NOT_FOUND, "unknown Grounding DINO model 'dino9'"),
+    "Detect unknown model": (detect(text="cat .", model="dino9"), Code.NOT_FOUND, "unknown model 'dino9'"),
     "Detect no image": (("Detect", pb.DetectRequest(text="cat .")), Code.INVALID_ARGUMENT, "Detect: no image"),
     "Embed image_id that is no id": (embed(pb.Image(image_id="photo.jpg")), Code.INVALID_ARGUMENT,
                                      "image_id 'photo.jpg' is not an image id: ids are 'img_' and 32 lower-case hex digits"),
@@ -119,14 +119,14 @@ LONG_VALUES = {
     "Segment 100 KB image_id": (segment(pb.Image(image_id=LONG_ID), **ONE_POINT), Code.INVALID_ARGUMENT, "is not an image id"),
     "Detect 100 KB image_id": (detect(pb.Image(image_id=LONG_ID), text="cat ."), Code.INVALID_ARGUMENT, "is not an image id"),
     "Embed 10 KB model name": (embed(pb.Image(data=GOOD_PNG), model=LONG_NAME), Code.INVALID_ARGUMENT,
-                               "SAM 2 model name of 10000 characters is over the limit of 256"),
-    "Segment 10 KB model name": (segment(model=LONG_NAME, **ONE_POINT), Code.INVALID_ARGUMENT, "SAM 2 model name of 10000"),
+                               "the model field: a name of 10000 characters is over the limit of 256"),
+    "Segment 10 KB model name": (segment(model=LONG_NAME, **ONE_POINT), Code.INVALID_ARGUMENT, "a name of 10000"),
     "Segment 10 KB detector model name": (segment(text="cat .", detector_model=LONG_NAME), Code.INVALID_ARGUMENT,
-                                          "Grounding DINO model name of 10000 characters"),
+                                          "the detector_model field: a name of 10000 characters"),
     "Detect 10 KB model name": (detect(text="cat .", model=LONG_NAME), Code.INVALID_ARGUMENT,
-                                "Grounding DINO model name of 10000 characters"),
+                                "the model field: a name of 10000 characters"),
     "unknown 256-character model name": (segment(model="m" * 256, **ONE_POINT), Code.NOT_FOUND,
-                                         "... (256 characters); this server has"),
+                                         "... (256 characters); the models for"),
 }
 BAD_REQUESTS.update(LONG_VALUES)
 
@@ -234,7 +234,7 @@ def test_text_prompts_without_a_detector_are_unimplemented(limited, limited_stub
     for method, request in (segment(text="cat ."), detect(text="cat .")):
         error = rpc_error(limited_stub, method, request)
         assert error.code() == Code.UNIMPLEMENTED, error.details()
-        assert "without a Grounding DINO model" in error.details() and "--gdino-model" in error.details()
+        assert "no model for boxes from a text prompt" in error.details() and "--model" in error.details()
     kinds = [model.kind for model in limited_stub.ListModels(pb.ListModelsRequest(), timeout=10).models]
     assert kinds == ["sam2"]
     assert_serves(limited_stub)
@@ -250,7 +250,7 @@ def test_evicted_images_are_not_found_and_the_caches_stay_within_budget(limited,
         response = limited_stub.Embed(pb.EmbedRequest(image=pb.Image(data=data)), timeout=60)
         assert not response.cache_hit
         ids.append(response.image_id)
-        features_bytes = limited.metric("labelgate_cache_bytes", cache="features")
+        features_bytes = limited.metric("labelgate_cache_bytes", cache="features/sam2_demo")
         images_bytes = limited.metric("labelgate_cache_bytes", cache="images")
         assert 0 < features_bytes <= FEATURE_BUDGET
         assert 0 < images_bytes <= IMAGE_BUDGET
@@ -314,12 +314,12 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(demo_weights, tm
             boxes=[box(i, i, width - 1 - i, height - 1 - i) for i in range(count)],
             multimask_output=True,
         )
-        misses = running.metric("labelgate_cache_events_total", cache="features", event="misses")
+        misses = running.metric("labelgate_cache_events_total", cache="features/sam2_demo", event="misses")
         finished = []
         future = stub.Segment.future(request, timeout=60)
         future.add_done_callback(lambda _: finished.append(time.monotonic()))
         deadline = time.monotonic() + 20
-        while running.metric("labelgate_cache_events_total", cache="features", event="misses") == misses:
+        while running.metric("labelgate_cache_events_total", cache="features/sam2_demo", event="misses") == misses:
             assert time.monotonic() < deadline and not future.done(), "the request never reached the feature cache"
             time.sleep(0.005)
         assert not future.done(), "the request finished before SIGTERM: make it slower"

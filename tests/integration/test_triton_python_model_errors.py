@@ -13,7 +13,7 @@ from triton_server import TritonServer
 
 from labelgate.models.triton.connection import TritonConnection
 from labelgate.models.triton.repository import PYTHON_MODEL_TEMPLATE
-from labelgate.server.errors import InvalidInput
+from labelgate.core.errors import InvalidInput
 
 # Input "b" is optional to Triton, so a request without it reaches the model's own checks.
 CONFIG = """name: "add"

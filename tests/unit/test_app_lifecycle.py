@@ -1,6 +1,7 @@
-"""The App's life on a real in-process grpc.aio server with stand-in models: health NOT_SERVING while
-the models load, SERVING once they are, NOT_SERVING again on shutdown while the call in flight
-is let finish. Also: no product module leans on another package's private modules."""
+"""The App's life on a real in-process grpc.aio server with a stand-in model (a registered model
+kind): health NOT_SERVING while the model loads, SERVING once it is, NOT_SERVING again on
+shutdown while the call in flight is let finish. Also: no product module leans on another
+package's private modules."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
-from labelgate.models.backend import ImageFeatures, ModelInfo
-from labelgate.server import app as app_module
+from labelgate.models import kinds
+from labelgate.models.backend import ImageFeatures, ModelInfo, PromptSegmentationBackend
 from labelgate.server.app import App
 from labelgate.server.settings import Settings
 from labelgate.v1 import labelgate_pb2 as pb
@@ -27,13 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class StandInSam2:
-    """Encodes once `release` is set (the batcher calls it on a worker thread)."""
+class StandInSam2(PromptSegmentationBackend):
+    """Loads once `loaded` is set and encodes once `release` is set (both on worker threads)."""
 
-    def __init__(self):
-        self.info = ModelInfo(name="sam2_stand_in", kind="sam2", version="v1", device="stand-in")
-        self.encoding = threading.Event()
-        self.release = threading.Event()
+    def __init__(self, name: str):
+        self.info = ModelInfo(name=name, kind="stand_in_sam2", version="v1", device="stand-in")
+        self.loaded, self.encoding, self.release = threading.Event(), threading.Event(), threading.Event()
 
     def encode(self, images):
         self.encoding.set()
@@ -43,6 +43,19 @@ class StandInSam2:
 
     def decode(self, items):
         raise AssertionError("not used here")
+
+
+STAND_INS: dict[str, StandInSam2] = {}  # by model name, set by the test before the App loads it
+
+
+def _load_stand_in(spec, context):
+    model = STAND_INS[spec.name]
+    model.loaded.wait(timeout=60)
+    return model
+
+
+kinds.register(kinds.ModelKind(name="stand_in_sam2", summary="a SAM 2 stand-in for tests",
+                               capabilities=frozenset({kinds.PROMPT_SEGMENT}), load=_load_stand_in))
 
 
 def _png() -> bytes:
@@ -61,15 +74,10 @@ async def _until(condition, what: str) -> None:
     raise AssertionError(f"never {what}")
 
 
-async def test_health_is_not_serving_while_loading_serving_once_loaded_and_not_serving_on_shutdown(monkeypatch):
-    sam2, loading = StandInSam2(), threading.Event()
-
-    def load_backends(settings):
-        loading.wait(timeout=60)
-        return sam2, None
-
-    monkeypatch.setattr(app_module, "load_backends", load_backends)
-    app = App(Settings(port=0, metrics_port=-1, warmup=False, grace_seconds=30))
+async def test_health_is_not_serving_while_loading_serving_once_loaded_and_not_serving_on_shutdown():
+    sam2 = STAND_INS["stand_in"] = StandInSam2("stand_in")
+    app = App(Settings(model=("stand_in=stand_in_sam2:",), device="cpu", port=0, metrics_port=-1, warmup=False,
+                       grace_seconds=30))
     starting = asyncio.create_task(app.start())
     await _until(lambda: app.port != 0, "listening")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
@@ -78,9 +86,10 @@ async def test_health_is_not_serving_while_loading_serving_once_loaded_and_not_s
     async def status() -> int:
         return (await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)).status
 
+    stopping = None
     try:
         assert await status() == NOT_SERVING
-        loading.set()
+        sam2.loaded.set()
         await starting
         assert await status() == SERVING
         assert (await health.Check(health_pb2.HealthCheckRequest(service="labelgate.v1.Labelgate"), timeout=5)).status == SERVING
@@ -95,13 +104,12 @@ async def test_health_is_not_serving_while_loading_serving_once_loaded_and_not_s
 
         sam2.release.set()
         reply = await embed
-        await stopping
     finally:
-        loading.set()
+        sam2.loaded.set()
         sam2.release.set()
         await channel.close()
-        if not starting.done():
-            starting.cancel()
+        await starting
+        await (stopping or app.stop())
 
     assert (reply.width, reply.height, reply.cache_hit) == (12, 8, False)
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from labelgate.server.batcher import DynamicBatcher
-from labelgate.server.errors import DeadlineExceeded, NotReady, Overloaded
+from labelgate.core.errors import DeadlineExceeded, NotReady, Overloaded
 from labelgate.server.metrics import Metrics
 
 

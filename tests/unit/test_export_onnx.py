@@ -1,6 +1,6 @@
 """`labelgate export onnx` graphs in ONNX Runtime against PyTorch on the random-weight demo models of
-the real architectures (max abs diff on logits and features <= 1e-4), on inputs other than the
-ones the graphs were traced with (other batch sizes, point counts and captions)."""
+the real architectures (within tests/tolerances.py's bound for two fp32 evaluations in other kernels),
+on inputs other than the ones the graphs were traced with (other batch sizes, point counts and captions)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from agreement import Proposals, box_coordinate_tolerance, match_queries, sam2_score_tolerance
 from labelgate.models.backend import SamPrompt
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
 from labelgate.models.export.onnx import run_onnx
 from labelgate.models.sam2.prompts import prompt_tokens
 from labelgate.models.demo import demo_paths
 
-TOLERANCE = 1e-4
+from tolerances import GDINO_DEMO_DEPTH, SAM2_DEMO_DECODER_DEPTH, SAM2_DEMO_ENCODER_DEPTH, reordering_tolerance
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +30,15 @@ def _image(seed: int, height: int, width: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def _max_diff(got: np.ndarray, expected: torch.Tensor) -> float:
-    assert got.shape == tuple(expected.shape)
-    return float(np.abs(got - expected.numpy()).max())
+def _assert_close(got: np.ndarray, expected, depth: float) -> None:
+    """ONNX Runtime and PyTorch run other kernels: equal within the reordering bound of `depth`."""
+    expected = np.asarray(expected)
+    assert got.shape == expected.shape
+    tolerance = reordering_tolerance(float(np.abs(expected).max()), depth)
+    assert float(np.abs(got - expected).max()) <= tolerance
 
 
+@pytest.mark.fidelity
 def test_encoder_gives_the_torch_backend_features(sam2, demo_onnx):
     images = [_image(1, 240, 320), _image(2, 300, 200), _image(3, 256, 256)]
     expected = sam2.encode(images)
@@ -42,9 +47,9 @@ def test_encoder_gives_the_torch_backend_features(sam2, demo_onnx):
     got = run_onnx(demo_onnx / "sam2_image_encoder.onnx", {"image": batch})
 
     for row, features in enumerate(expected):
-        assert _max_diff(got["image_embed"][row], features.image_embed) <= TOLERANCE
-        assert _max_diff(got["high_res_feats_0"][row], features.high_res_feats[0]) <= TOLERANCE
-        assert _max_diff(got["high_res_feats_1"][row], features.high_res_feats[1]) <= TOLERANCE
+        _assert_close(got["image_embed"][row], features.image_embed, SAM2_DEMO_ENCODER_DEPTH)
+        _assert_close(got["high_res_feats_0"][row], features.high_res_feats[0], SAM2_DEMO_ENCODER_DEPTH)
+        _assert_close(got["high_res_feats_1"][row], features.high_res_feats[1], SAM2_DEMO_ENCODER_DEPTH)
 
 
 PROMPTS = {
@@ -56,6 +61,7 @@ PROMPTS = {
 }
 
 
+@pytest.mark.fidelity
 @pytest.mark.parametrize("multimask", [True, False])
 @pytest.mark.parametrize("prompt_name", sorted(PROMPTS))
 def test_decoder_gives_the_torch_mask_decoder_logits(sam2, demo_onnx, prompt_name, multimask):
@@ -90,10 +96,14 @@ def test_decoder_gives_the_torch_mask_decoder_logits(sam2, demo_onnx, prompt_nam
     got = run_onnx(demo_onnx / "sam2_mask_decoder.onnx", inputs)
 
     prefix = "multimask" if multimask else "singlemask"
-    assert _max_diff(got[f"{prefix}_logits"], expected_logits) <= TOLERANCE
-    assert _max_diff(got[f"{prefix}_scores"], expected_scores) <= TOLERANCE
+    _assert_close(got[f"{prefix}_logits"], expected_logits, SAM2_DEMO_DECODER_DEPTH)
+    scores = expected_scores.numpy()
+    assert got[f"{prefix}_scores"].shape == scores.shape
+    for score, expected_score in zip(got[f"{prefix}_scores"].ravel(), scores.ravel()):
+        assert score == pytest.approx(float(expected_score), abs=sam2_score_tolerance(expected_score, SAM2_DEMO_DECODER_DEPTH))
 
 
+@pytest.mark.fidelity
 def test_grounding_dino_gives_the_transformers_logits_and_boxes(demo_weights, demo_onnx):
     from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
@@ -112,10 +122,16 @@ def test_grounding_dino_gives_the_transformers_logits_and_boxes(demo_weights, de
 
     got = run_onnx(demo_onnx / "grounding_dino.onnx", feed)
 
-    finite = np.isfinite(expected.logits.numpy())  # logits past the caption are -inf in both
-    assert np.array_equal(np.isfinite(got["logits"]), finite)
-    assert float(np.abs(got["logits"][finite] - expected.logits.numpy()[finite]).max()) <= TOLERANCE
-    assert _max_diff(got["pred_boxes"], expected.pred_boxes) <= TOLERANCE
+    for row in range(len(feed["input_ids"])):
+        # Queries are the top-k proposals: rows may come out in another order where proposals tie.
+        proposals = Proposals.of(expected.enc_outputs_class[row], expected.logits.shape[1])
+        proposals.skip_unless_determined()
+        boxes = expected.pred_boxes[row].numpy()
+        order = match_queries(proposals, boxes, got["pred_boxes"][row], box_coordinate_tolerance(boxes))
+        logits = expected.logits[row].numpy()
+        finite = np.isfinite(logits)  # logits past the caption are -inf in both
+        assert np.array_equal(np.isfinite(got["logits"][row][order]), finite)
+        _assert_close(got["logits"][row][order][finite], logits[finite], GDINO_DEMO_DEPTH)
 
 
 def _dims(onnx_path):

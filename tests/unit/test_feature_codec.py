@@ -17,6 +17,7 @@ from labelgate.server.feature_codec import (
     decode_features,
     encode_features,
 )
+from tolerances import FP16_STORAGE_ATOL, FP16_STORAGE_RTOL
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "feature_precision.py"
 
@@ -47,7 +48,7 @@ def test_fp16_halves_the_bytes_and_decodes_to_float32_numpy_for_numpy_backends()
     assert len(half) < 0.51 * len(full)
     assert isinstance(restored.image_embed, np.ndarray) and restored.image_embed.dtype == np.float32
     assert restored.nbytes == features.nbytes  # what the local LRU accounts: the float32 size
-    np.testing.assert_allclose(restored.high_res_feats[0], features.high_res_feats[0], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(restored.high_res_feats[0], features.high_res_feats[0], rtol=FP16_STORAGE_RTOL, atol=FP16_STORAGE_ATOL)
 
 
 def test_tensor_beyond_float16_range_is_kept_float32():

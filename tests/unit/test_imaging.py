@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from labelgate.server.errors import InvalidInput
+from labelgate.core.errors import InvalidInput
 from labelgate.server.imaging import (
     DecodedImage,
     decode_image,

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from labelgate.server.errors import Overloaded
+from labelgate.core.errors import Overloaded
 from labelgate.server.interceptor import RpcInterceptor
 from labelgate.server.metrics import Metrics
 from labelgate.server.security import BearerTokenInterceptor

@@ -13,7 +13,7 @@ from PIL import Image
 
 from labelgate.server import service as service_module
 from labelgate.server.cache import ByteLRUCache
-from labelgate.server.errors import NotFound
+from labelgate.core.errors import NotFound
 from labelgate.server.metrics import Metrics
 from labelgate.server.queries import ImageRef
 from labelgate.server.service import LabelgateService

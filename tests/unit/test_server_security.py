@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labelgate.server.errors import Unauthenticated
+from labelgate.core.errors import Unauthenticated
 from labelgate.server.security import BearerTokenInterceptor, bearer_token, interceptors, server_credentials
 from labelgate.server.settings import Settings, add_serve_arguments, normalize_args
 

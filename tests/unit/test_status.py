@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from labelgate.server.errors import (
+from labelgate.core.errors import (
     DeadlineExceeded,
     InvalidInput,
     NotFound,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from add_graph import write_add_model
 
-from labelgate.server.errors import InvalidInput, NotReady
+from labelgate.core.errors import InvalidInput, NotReady
 from labelgate.server.readiness import ReadinessMonitor
 from labelgate.server.settings import Settings, add_serve_arguments, normalize_args
 
@@ -69,23 +69,23 @@ async def test_readiness_monitor_flips_health_only_on_changes():
     assert calls == [False, True]
 
 
-async def test_readiness_monitor_watches_only_backends_that_can_become_unready():
+async def test_readiness_monitor_asks_every_backend_and_reports_the_unready_ones():
     class Remote:
         def ready(self):
             return "down"
 
     class Local:
-        pass
+        def ready(self):
+            return None
 
     calls = []
 
     async def set_serving(serving):
         calls.append(serving)
 
-    monitor = ReadinessMonitor.for_backends((Local(), None, Remote()), set_serving)
-    assert len(monitor.checks) == 1
+    monitor = ReadinessMonitor.for_backends((Local(), Remote()), set_serving)
+    assert len(monitor.checks) == 2
     assert await monitor.check_once() == ["down"] and calls == [False]
-    assert ReadinessMonitor.for_backends((Local(), None), set_serving).checks == []
 
 
 @pytest.fixture

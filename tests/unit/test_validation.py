@@ -7,17 +7,17 @@ import re
 
 import pytest
 
-from labelgate.server.errors import InvalidInput
+from labelgate.core.errors import InvalidInput
 from labelgate.server.queries import BoxPrompt, DetectQuery, ImageRef, PointPrompt, SegmentQuery
 from labelgate.server.validation import (
     MAX_MODEL_NAME_CHARS,
     Limits,
     check_box_shape,
-    check_detect,
+    checked_detect,
     check_image_ref,
     check_in_image,
     check_model_name,
-    check_segment_prompt,
+    checked_segment,
     check_text,
     check_threshold,
 )
@@ -58,7 +58,7 @@ VALID = {
 
 @pytest.mark.parametrize("name", sorted(VALID))
 def test_valid_prompts_pass(name):
-    check_segment_prompt(VALID[name], SMALL)
+    checked_segment(VALID[name], SMALL)
 
 
 INVALID = {
@@ -91,10 +91,10 @@ INVALID = {
     "too-long text": (query(text="c" * 21), "text prompt of 21 characters is over the limit of 20"),
     "malformed image_id": (query(image=ImageRef(image_id="photo.jpg"), points=points(1)),
                            "Segment: image_id 'photo.jpg' is not an image id"),
-    "too-long SAM 2 model name": (query(points=points(1), model="m" * (MAX_MODEL_NAME_CHARS + 1)),
-                                  f"SAM 2 model name of {MAX_MODEL_NAME_CHARS + 1} characters is over the limit"),
+    "too-long model name": (query(points=points(1), model="m" * (MAX_MODEL_NAME_CHARS + 1)),
+                            f"the model field: a name of {MAX_MODEL_NAME_CHARS + 1} characters is over the limit"),
     "too-long detector model name": (query(text="cat .", detector_model="d" * 10_000),
-                                     "Grounding DINO model name of 10000 characters is over the limit"),
+                                     "the detector_model field: a name of 10000 characters is over the limit"),
 }
 
 
@@ -102,16 +102,16 @@ INVALID = {
 def test_invalid_prompts_raise_invalid_input_with_an_actionable_message(name):
     bad, phrase = INVALID[name]
     with pytest.raises(InvalidInput, match=re.escape(phrase)):
-        check_segment_prompt(bad, SMALL)
+        checked_segment(bad, SMALL)
 
 
 def test_default_limits_are_64_points_and_100_boxes():
-    check_segment_prompt(query(points=points(64)), Limits())
+    checked_segment(query(points=points(64)), Limits())
     with pytest.raises(InvalidInput, match=re.escape("limit of 64 (--max-points)")):
-        check_segment_prompt(query(points=points(65)), Limits())
-    check_segment_prompt(query(boxes=boxes(100)), Limits())
+        checked_segment(query(points=points(65)), Limits())
+    checked_segment(query(boxes=boxes(100)), Limits())
     with pytest.raises(InvalidInput, match=re.escape("limit of 100 (--max-boxes)")):
-        check_segment_prompt(query(boxes=boxes(101)), Limits())
+        checked_segment(query(boxes=boxes(101)), Limits())
 
 
 def test_no_image_message_names_both_fields():
@@ -152,10 +152,10 @@ def test_a_huge_image_id_is_quoted_shortened():
 
 
 def test_model_names_up_to_the_bound_pass():
-    check_model_name("", "SAM 2")
-    check_model_name("m" * MAX_MODEL_NAME_CHARS, "SAM 2")
-    with pytest.raises(InvalidInput, match=re.escape("SAM 2 model name of 257 characters is over the limit of 256")):
-        check_model_name("m" * (MAX_MODEL_NAME_CHARS + 1), "SAM 2")
+    check_model_name("", "model")
+    check_model_name("m" * MAX_MODEL_NAME_CHARS, "model")
+    with pytest.raises(InvalidInput, match=re.escape("the model field: a name of 257 characters is over the limit of 256")):
+        check_model_name("m" * (MAX_MODEL_NAME_CHARS + 1), "model")
 
 
 def test_box_shape_check_on_its_own():
@@ -239,7 +239,7 @@ DETECT_INVALID = {
     "text_threshold negative": (DetectQuery(image=IMAGE, text="cat .", text_threshold=-0.5), "text_threshold must be between"),
     "malformed image_id": (DetectQuery(image=ImageRef(image_id="img_1"), text="cat ."), "Detect: image_id 'img_1' is not an image id"),
     "too-long model name": (DetectQuery(image=IMAGE, text="cat .", model="d" * 300),
-                            "Grounding DINO model name of 300 characters is over the limit of 256"),
+                            "the model field: a name of 300 characters is over the limit of 256"),
 }
 
 
@@ -247,8 +247,8 @@ DETECT_INVALID = {
 def test_invalid_detect_queries(name):
     bad, phrase = DETECT_INVALID[name]
     with pytest.raises(InvalidInput, match=re.escape(phrase)):
-        check_detect(bad, SMALL)
+        checked_detect(bad, SMALL)
 
 
 def test_valid_detect_query():
-    check_detect(DetectQuery(image=ImageRef(image_id="img_" + "a" * 32), text="cat . dog ."), SMALL)
+    checked_detect(DetectQuery(image=ImageRef(image_id="img_" + "a" * 32), text="cat . dog ."), SMALL)

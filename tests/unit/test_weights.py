@@ -1,4 +1,4 @@
-"""The weights registry, fetch/verify and the `labelgate weights` CLI, all offline: downloads are
+"""The checkpoint list, fetch/verify and the `labelgate weights` CLI, all offline: downloads are
 faked (or, where this machine has no network, really attempted and expected to fail fast), and
 the "downloaded" files are the random-weight demo models."""
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from labelgate.models import registry, weights, weights_cli
+from labelgate.models import checkpoints, weights, weights_cli
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
-from labelgate.models.registry import Sam2Spec
+from labelgate.models.checkpoints import Sam2Spec
 from labelgate.models.weights import NoNetworkError, WeightsError
 
 ALL_NAMES = [
@@ -71,18 +71,18 @@ def reachable(url: str) -> bool:
         return False
 
 
-# --- registry ------------------------------------------------------------------------------------
+# --- checkpoints ------------------------------------------------------------------------------------
 
 
-def test_registry_names_and_defaults():
-    assert registry.names() == ALL_NAMES
-    assert registry.get(registry.DEFAULT_SAM2).kind == "sam2"
-    assert registry.get(registry.DEFAULT_GROUNDING_DINO).kind == "grounding-dino"
+def test_checkpoint_names_and_defaults():
+    assert checkpoints.names() == ALL_NAMES
+    assert checkpoints.get(checkpoints.DEFAULT_SAM2).kind == "sam2"
+    assert checkpoints.get(checkpoints.DEFAULT_GROUNDING_DINO).kind == "grounding-dino"
     with pytest.raises(KeyError, match="known: sam2.1-hiera-tiny, .*grounding-dino-base"):
-        registry.get("sam3")
+        checkpoints.get("sam3")
 
 
-@pytest.mark.parametrize("spec", registry.SAM2_SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", checkpoints.SAM2_SPECS, ids=lambda s: s.name)
 def test_sam2_specs_are_consistent(spec, tmp_path):
     size = spec.name.removeprefix("sam2.1-hiera-").replace("-", "_")
     short = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}[size]
@@ -97,11 +97,11 @@ def test_sam2_specs_are_consistent(spec, tmp_path):
 
 
 def test_grounding_dino_specs(tmp_path):
-    assert [(s.name, s.repo_id) for s in registry.GROUNDING_DINO_SPECS] == [
+    assert [(s.name, s.repo_id) for s in checkpoints.GROUNDING_DINO_SPECS] == [
         ("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny"),
         ("grounding-dino-base", "IDEA-Research/grounding-dino-base"),
     ]
-    spec = registry.get("grounding-dino-base")
+    spec = checkpoints.get("grounding-dino-base")
     assert spec.local_path(tmp_path) == tmp_path / "grounding-dino-base"
     assert spec.source == "https://huggingface.co/IDEA-Research/grounding-dino-base"
 
@@ -136,7 +136,7 @@ def test_verify_sam2_rejects_missing_key_and_wrong_layout(demo, tmp_path):
 def test_verify_sam2_rejects_checkpoint_of_other_config(demo):
     # The shrunk demo against the official Hiera-T architecture: missing blocks, other shapes.
     with pytest.raises(WeightsError, match="sam2.1_hiera_t.yaml: it does not load"):
-        weights.verify_sam2(demo[0], registry.get("sam2.1-hiera-tiny").config)
+        weights.verify_sam2(demo[0], checkpoints.get("sam2.1-hiera-tiny").config)
 
 
 def test_verify_grounding_dino(demo, tmp_path):
@@ -187,7 +187,7 @@ def fake_urlopen(monkeypatch):
 
 def test_fetch_sam2_no_network(fake_urlopen, tmp_path):
     fake_urlopen.respond = urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
-    spec = registry.get("sam2.1-hiera-tiny")
+    spec = checkpoints.get("sam2.1-hiera-tiny")
     with pytest.raises(NoNetworkError) as caught:
         weights.fetch(spec.name, tmp_path, progress=False)
     message = str(caught.value)
@@ -314,7 +314,7 @@ def test_fetch_grounding_dino_downloads_verifies_and_skips(fake_snapshot, demo, 
 
 @pytest.mark.parametrize("name", ["sam2.1-hiera-tiny", "grounding-dino-tiny"])
 def test_fetch_really_fails_fast_without_network(name, tmp_path):
-    spec = registry.get(name)
+    spec = checkpoints.get(name)
     if reachable(spec.source):
         pytest.skip(f"{spec.source} is reachable; this test would download the real weights")
     with pytest.raises(NoNetworkError, match="labelgate weights demo"):
@@ -362,7 +362,7 @@ def test_cli_fetch_without_network_exits_2_with_plain_message(fake_urlopen, tmp_
     assert run_cli("weights", "fetch", "sam2.1-hiera-small", "--dir", str(tmp_path), "--quiet") == 2
     err = capsys.readouterr().err
     assert "cannot reach dl.fbaipublicfiles.com to download sam2.1-hiera-small (no network?)" in err
-    assert registry.get("sam2.1-hiera-small").url in err and "labelgate weights demo" in err
+    assert checkpoints.get("sam2.1-hiera-small").url in err and "labelgate weights demo" in err
     assert "Traceback" not in err
     assert leftovers(tmp_path) == []
 
@@ -382,7 +382,7 @@ def test_cli_list(tmp_path, capsys):
     for name in ALL_NAMES:
         (line,) = [line for line in lines if line.startswith(name + " ")]
         assert line.endswith(" yes" if name == "sam2.1-hiera-large" else " no")
-        assert str(registry.get(name).local_path(tmp_path)) in line
+        assert str(checkpoints.get(name).local_path(tmp_path)) in line
     assert any("https://huggingface.co/IDEA-Research/grounding-dino-tiny" in line for line in lines)
 
 

@@ -1,4 +1,4 @@
-"""The official checkpoints labelgate knows how to fetch, by name.
+"""The official checkpoints labelgate knows how to fetch, by name (`labelgate weights list`).
 
 SAM 2.1 checkpoints are the `{'model': state_dict}` .pt files of facebookresearch/sam2
 (`checkpoints/download_ckpts.sh`), each paired with the config bundled in the `sam2` package.
