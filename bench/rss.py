@@ -1,5 +1,5 @@
-"""A process's resident memory from /proc (Linux): now (VmRSS) and the most so far (VmHWM, which the
-kernel keeps exactly, so no sampling can miss a short peak)."""
+"""A process's peak resident memory from /proc (Linux): VmHWM, the most of VmRSS so far, which the
+kernel keeps exactly, so no sampling can miss a short peak."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ def _status_bytes(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024  # the kernel writes kB
     raise RuntimeError(f"/proc/{pid}/status has no {field} line")
-
-
-def rss_bytes(pid: int) -> int:
-    return _status_bytes(pid, "VmRSS")
 
 
 def peak_rss_bytes(pid: int) -> int:

@@ -15,7 +15,7 @@ from labelgate.server.launcher import start_server
 
 MARKDOWN_FILE, JSON_FILE = "soak.md", "soak.json"
 # Before the load, the idle answers take callers x images x 3 requests one at a time: about 25 s
-# with the demo models on 2 cores, 10 min with hiera-tiny at 1024 px on 2 busy ones.
+# with the demo models on 2 cores, several minutes with hiera-tiny at 1024 px on 2 busy ones.
 BENCH_PLAN = SoakPlan(callers=8, images=8, image_size=(640, 480), image_cache_bytes=160 * 1024)  # about 4 JPEGs
 FULL_MODEL_CACHE_BYTES = 64 * MiB  # 4 images' features at 1024 px (16 MiB each), as the demo plan's 4 MiB at 256 px
 

@@ -133,17 +133,6 @@ async def test_a_server_still_loading_answers_unavailable():
         assert running.counted("ListModels", "UNAVAILABLE") == 1
 
 
-async def test_invalid_mask_format_is_invalid_argument_before_the_service_is_called():
-    request = pb.SegmentRequest(image=pb.Image(data=b"png"), points=[pb.Point(x=1, y=1)], formats=[7])
-    async with serving(ExplodingService()) as running:
-        with pytest.raises(grpc.aio.AioRpcError) as error:
-            await running.stub.Segment(request, metadata=AUTHORIZED, timeout=10)
-
-        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown mask format 7" in error.value.details()
-        assert running.servicer.service.calls == 0
-        assert running.counted("Segment", "INVALID_ARGUMENT") == 1
-
-
 class AbortingServicer(LabelgateServicer):
     async def ListModels(self, request, context):
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not for you")

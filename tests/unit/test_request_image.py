@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from labelgate.core.errors import NotFound
 from labelgate.server import service as service_module
 from labelgate.server.cache import ByteLRUCache
-from labelgate.core.errors import NotFound
 from labelgate.server.metrics import Metrics
 from labelgate.server.queries import ImageRef
 from labelgate.server.service import LabelgateService
@@ -56,8 +56,8 @@ def decodes(monkeypatch) -> Decodes:
 @pytest.fixture
 def service() -> LabelgateService:
     images = ByteLRUCache("images", 10_000_000, lambda stored: len(stored.data))
-    # The segmenter is never reached: the image is found in the image cache.
-    return LabelgateService({"sam2": object()}, {}, images, Limits(), Metrics())
+    # No model is served: the image is found in the image cache.
+    return LabelgateService(images, Limits(), Metrics(), expected=[])
 
 
 async def stored_image(service: LabelgateService, decodes: Decodes):
