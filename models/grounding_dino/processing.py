@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from labelgate.core.errors import InvalidInput
 from labelgate.models.backend import Detection, DetectItem
 
 
@@ -95,6 +96,16 @@ def _nonzero_resize_for_all(processor, images: list[np.ndarray]) -> tuple[int, i
     if len(shapes) > 1:
         raise ValueError(f"an image of extreme aspect ratio must be processed apart from images of other shapes: {shapes}")
     return sizes.pop()
+
+
+def check_token_count(input_ids: torch.Tensor, max_text_len: int) -> None:
+    """Grounding DINO reads at most `max_text_len` tokens (256 for the official models); transformers'
+    model fails on a longer caption, so it is refused as the caller's to shorten."""
+    if input_ids.shape[-1] > max_text_len:
+        raise InvalidInput(
+            f"the text prompt is {input_ids.shape[-1]} tokens long; this detector reads at most {max_text_len}: "
+            "shorten it, or split its phrases over several calls"
+        )
 
 
 def text_structure(input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from labelgate.models.backend import Detection, DetectionBackend, DetectItem, ModelInfo
-from labelgate.models.grounding_dino.processing import checked_caption, detections, model_inputs
+from labelgate.models.grounding_dino.processing import check_token_count, checked_caption, detections, model_inputs
 from labelgate.models.grounding_dino.processing import normalize_caption  # noqa: F401  (re-exported)
 from labelgate.models.grounding_dino.text_cache import DEFAULT_MAX_ENTRIES, install_text_cache
 from labelgate.models.weights_hash import weights_version
@@ -91,6 +91,7 @@ class GroundingDinoBackend(DetectionBackend):
     @torch.inference_mode()
     def _detect_group(self, caption: str, items: Sequence[DetectItem]) -> list[list[Detection] | Exception]:
         inputs = model_inputs(self.processor, [item.image for item in items], caption).to(self.device)
+        check_token_count(inputs["input_ids"], self.model.config.max_text_len)
         outputs = self.model(**inputs)
         results: list[list[Detection] | Exception] = []
         for row, item in enumerate(items):

@@ -18,7 +18,13 @@ import torch
 
 from labelgate.models.backend import Detection, DetectionBackend, DetectItem, ModelInfo
 from labelgate.models.export.graphs import GROUNDING_DINO, GroundingDinoGraph
-from labelgate.models.grounding_dino.processing import checked_caption, detections, model_inputs, text_structure
+from labelgate.models.grounding_dino.processing import (
+    check_token_count,
+    checked_caption,
+    detections,
+    model_inputs,
+    text_structure,
+)
 from labelgate.models.triton.connection import TritonConnection
 from labelgate.models.triton.sam2_backend import config_parameters
 
@@ -79,15 +85,14 @@ class GroundingDinoTritonBackend(DetectionBackend):
     def _request(self, item: DetectItem) -> tuple[dict[str, np.ndarray], torch.Tensor]:
         caption = checked_caption(item)
         inputs = model_inputs(self.processor, [item.image], caption, self.image_size)
+        check_token_count(inputs["input_ids"], self.max_text_len)
         masks, position_ids = text_structure(inputs["input_ids"])
-        # The model reads at most max_text_len tokens, cut after deriving the masks, as it does itself.
-        cut = self.max_text_len
-        text = {name: inputs[name][:, :cut] for name in ("input_ids", "token_type_ids", "attention_mask")}
+        text = {name: inputs[name] for name in ("input_ids", "token_type_ids", "attention_mask")}
         request = {
             "pixel_values": inputs["pixel_values"].numpy(),
             **{name: tensor.numpy() for name, tensor in text.items()},
-            "text_self_attention_masks": masks[:, :cut, :cut].numpy(),
-            "position_ids": position_ids[:, :cut].numpy(),
+            "text_self_attention_masks": masks.numpy(),
+            "position_ids": position_ids.numpy(),
         }
         return request, text["input_ids"]
 
