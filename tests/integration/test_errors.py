@@ -243,7 +243,8 @@ def test_text_prompts_without_a_detector_are_unimplemented(limited, limited_stub
 def test_evicted_images_are_not_found_and_the_caches_stay_within_budget(limited, limited_stub):
     images = [_noise_png(30 + i, 199, 199) for i in range(4)]  # ~119 kB each, 1 MiB of features each
     assert all(IMAGE_BUDGET / 3 < len(data) < MAX_MESSAGE for data in images)
-    evictions = {c: limited.metric("labelgate_cache_events_total", cache=c, event="evictions") for c in ("features", "images")}
+    caches = ("features/sam2_demo", "images")
+    evictions = {c: limited.metric("labelgate_cache_events_total", cache=c, event="evictions") for c in caches}
 
     ids = []
     for data in images:
@@ -255,7 +256,7 @@ def test_evicted_images_are_not_found_and_the_caches_stay_within_budget(limited,
         assert 0 < features_bytes <= FEATURE_BUDGET
         assert 0 < images_bytes <= IMAGE_BUDGET
 
-    for cache in ("features", "images"):
+    for cache in caches:
         assert limited.metric("labelgate_cache_events_total", cache=cache, event="evictions") > evictions[cache], cache
     error = rpc_error(limited_stub, "Segment", pb.SegmentRequest(image=pb.Image(image_id=ids[0]), points=[point(5, 5)]))
     assert error.code() == Code.NOT_FOUND, error.details()

@@ -140,7 +140,7 @@ def test_formats_default_to_coco_rle_only(stub):
 
 @pytest.mark.fidelity
 def test_concurrent_clients_get_their_own_results(server, predictor):
-    """Many clients at once, on different images and prompts: batched, yet nothing crosses over."""
+    """Many clients at once, on different images and prompts: nothing crosses over (batched on a GPU, one by one on a CPU)."""
     jobs = []
     for seed in range(8):
         image = random_image(100 + seed, 180 + 10 * seed, 220)
@@ -166,7 +166,8 @@ def test_concurrent_clients_get_their_own_results(server, predictor):
             assert_mask_agrees(decode_rle(mask_message), logits, SAM2_DEMO_DEPTH)
             assert_score_agrees(mask_message.score, score, SAM2_DEMO_DEPTH)
     batches = server.metric("labelgate_batch_size_count", stage="encode", model="sam2_demo") - batches_before
-    assert batches < len(jobs), "8 concurrent cold requests should share encoder batches"
+    # On a CPU the sam2 kind runs each image alone (a shared pass costs more than separate ones).
+    assert batches == len(jobs), "on a CPU each of the 8 concurrent cold requests gets its own encoder pass"
 
 
 @pytest.mark.fidelity
