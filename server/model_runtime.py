@@ -10,7 +10,7 @@ from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, ModelKind
 from labelgate.server.batcher import NORMAL, DynamicBatcher
 from labelgate.server.metrics import Metrics
 from labelgate.server.settings import Settings
-from labelgate.server.shared_cache import TieredFeatureCache, build_feature_cache
+from labelgate.server.feature_cache import TieredFeatureCache, build_feature_cache
 
 
 @dataclass

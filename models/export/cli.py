@@ -104,7 +104,7 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _repository_options(args: argparse.Namespace):
-    from labelgate.models.triton.repository import RepositoryOptions
+    from labelgate.models.export.triton_repository import RepositoryOptions
 
     preferred = tuple(args.preferred_batch_size) if args.preferred_batch_size else tuple(sorted({min(4, args.max_batch_size), args.max_batch_size}))
     return RepositoryOptions(
@@ -199,7 +199,7 @@ def _load_grounding_dino(directory: Path):
 
 def _triton_repo(args: argparse.Namespace) -> int:
     from labelgate.models.export.tensorrt import TensorRTUnavailable
-    from labelgate.models.triton.repository import write_repository
+    from labelgate.models.export.triton_repository import write_repository
 
     try:
         options = _repository_options(args)

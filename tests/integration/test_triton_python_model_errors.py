@@ -1,4 +1,4 @@
-"""The python-flavour model (models/triton/python_model.py) in a real tritonserver: a request that
+"""The python-flavour model (models/export/triton_python_model.py) in a real tritonserver: a request that
 fails its input checks comes back INVALID_ARGUMENT, which the Triton connection turns into
 InvalidInput (the caller's mistake), while the other requests of the batch are answered."""
 
@@ -12,7 +12,7 @@ from add_graph import write_add_model
 from triton_server import TritonServer
 
 from labelgate.models.triton.connection import TritonConnection
-from labelgate.models.triton.repository import PYTHON_MODEL_TEMPLATE
+from labelgate.models.export.triton_repository import PYTHON_MODEL_TEMPLATE
 from labelgate.core.errors import InvalidInput
 
 # Input "b" is optional to Triton, so a request without it reaches the model's own checks.

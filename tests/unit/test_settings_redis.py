@@ -8,7 +8,7 @@ import pytest
 
 from labelgate.server.metrics import Metrics
 from labelgate.server.settings import Settings, add_serve_arguments, normalize_args
-from labelgate.server.shared_cache import build_feature_cache
+from labelgate.server.feature_cache import build_feature_cache
 
 
 class _Backend:

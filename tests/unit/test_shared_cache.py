@@ -16,7 +16,7 @@ from labelgate.server.cache import ByteLRUCache
 from labelgate.core.errors import DeadlineExceeded
 from labelgate.server.metrics import SharedCacheMetrics
 from labelgate.server.redis_tier import RedisFeatureStore
-from labelgate.server.shared_cache import TieredFeatureCache
+from labelgate.server.feature_cache import TieredFeatureCache
 from redis_server import free_port
 from tolerances import FP16_STORAGE_ATOL, FP16_STORAGE_RTOL
 

@@ -162,7 +162,7 @@ class _Request:
 
 @pytest.fixture
 def python_model(tmp_path, monkeypatch):
-    """models/triton/python_model.py serving a tiny Add graph, as Triton's python backend would load it."""
+    """models/export/triton_python_model.py serving a tiny Add graph, as Triton's python backend would load it."""
     write_add_model(tmp_path / "1" / "model.onnx")
     utils = SimpleNamespace(
         TritonError=_TritonError, Tensor=_Tensor, InferenceResponse=lambda output_tensors, error=None: SimpleNamespace(
@@ -170,7 +170,7 @@ def python_model(tmp_path, monkeypatch):
         get_input_tensor_by_name=lambda request, name: request.inputs.get(name),
     )
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
-    from labelgate.models.triton.repository import PYTHON_MODEL_TEMPLATE
+    from labelgate.models.export.triton_repository import PYTHON_MODEL_TEMPLATE
 
     spec = importlib.util.spec_from_file_location("triton_python_model_under_test", PYTHON_MODEL_TEMPLATE)
     module = importlib.util.module_from_spec(spec)

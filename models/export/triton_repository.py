@@ -6,7 +6,7 @@
 Flavors (the artifact and the Triton backend that runs it):
 - `tensorrt`: `model.plan`, a TensorRT engine (`labelgate.models.export.tensorrt`), GPU.
 - `onnxruntime`: `model.onnx` on Triton's ONNX Runtime backend.
-- `python`: `model.onnx` + `model.py` (`python_model.py`), ONNX Runtime inside Triton's python
+- `python`: `model.onnx` + `model.py` (`triton_python_model.py`), ONNX Runtime inside Triton's python
   backend, for machines without a GPU or without the ONNX Runtime backend.
 
 Tensor names, types and shapes are read from the ONNX files themselves (axis 0 is the batch), so
@@ -25,7 +25,7 @@ from labelgate.models.export.onnx import read_manifest
 
 FLAVORS = ("tensorrt", "onnxruntime", "python")
 ARTIFACTS = {"tensorrt": "model.plan", "onnxruntime": "model.onnx", "python": "model.onnx"}
-PYTHON_MODEL_TEMPLATE = Path(__file__).with_name("python_model.py")
+PYTHON_MODEL_TEMPLATE = Path(__file__).with_name("triton_python_model.py")
 
 _TRITON_TYPES = {
     1: "TYPE_FP32",
