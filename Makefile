@@ -16,7 +16,7 @@ help:
 	@echo "make demo        offline: demo weights, start a server, segment a sample image -> overlay.png"
 	@echo "make proto       regenerate the gRPC stubs from proto/"
 	@echo "make bench       benchmark side by side (a few minutes): bench/results/bench.{md,json,png}"
-	@echo "make cvat-nuclio build the wheels the CVAT nuclio functions install (then nuctl deploy, see README)"
+	@echo "make cvat-nuclio build the wheels the CVAT nuclio functions install (then nuctl deploy, see clients/cvat/README.md)"
 
 venv: $(VENV)/.installed
 

@@ -1,4 +1,4 @@
-"""The benchmark's outputs: a Markdown table (printed, and the README's), a JSON file and a PNG chart."""
+"""The benchmark's outputs: a Markdown table (printed, and docs/performance.md's), a JSON file and a PNG chart."""
 
 from __future__ import annotations
 

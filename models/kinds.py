@@ -66,6 +66,7 @@ class ModelKind:
 _BUILT_IN = {
     "sam2": "labelgate.models.sam2.kind",
     "grounding_dino": "labelgate.models.grounding_dino.kind",
+    "edgetam": "labelgate.models.edgetam.kind",
 }
 _REGISTERED: dict[str, ModelKind] = {}
 

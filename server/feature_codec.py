@@ -7,7 +7,7 @@ information: the reader asks for its own) and, per tensor, its name, shape and s
 
 Tensors named in FP16_TENSORS are stored as float16, halving the bytes (16 -> 8 MiB per image at
 1024 px). `bench/feature_precision.py` measured that this keeps every mask within IoU 0.999 of
-fp32 (see the README, "Running at scale"). A tensor whose values do not fit float16 is stored as
+fp32 (see docs/operations.md, "Running at scale"). A tensor whose values do not fit float16 is stored as
 float32 anyway. Decoding always gives float32 (what an fp32 decoder needs, and what autocast
 takes for bf16/fp16 decoders), so `nbytes` matches what the local encoder would have produced
 for an fp32 model.

@@ -213,7 +213,7 @@ def _triton_repo(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for config in configs:
         print(f"wrote {config.parent} ({options.flavor})")
-    print(f"serve it: tritonserver --model-repository {args.out.resolve()}  (see README, 'Triton and TensorRT')")
+    print(f"serve it: tritonserver --model-repository {args.out.resolve()}  (see docs/triton.md)")
     return EXIT_OK
 
 

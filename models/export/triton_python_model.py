@@ -3,7 +3,7 @@
 `labelgate export triton-repo --flavor python` copies this file as `<model>/1/model.py`, for
 machines without a GPU or without Triton's onnxruntime backend. It imports only numpy,
 onnxruntime and Triton's own `triton_python_backend_utils`, from the Python environment the
-python-backend stub runs in (see the README, "Triton and TensorRT").
+python-backend stub runs in (see docs/triton.md).
 
 Triton's dynamic batcher hands `execute` several requests at once; their rows run as one ONNX
 Runtime call and every request gets exactly one response. Requests whose shapes differ run

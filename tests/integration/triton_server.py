@@ -168,7 +168,7 @@ class TritonServer:
 
 def main() -> None:
     """`python tests/integration/triton_server.py REPOSITORY [--port 8001]`: serve a repository on the
-    CPU with the bundled tritonserver until Ctrl-C (the offline path of the README)."""
+    CPU with the bundled tritonserver until Ctrl-C (the offline path of docs/triton.md)."""
     import argparse
     import tempfile
 

@@ -1,0 +1,35 @@
+"""The `edgetam` model kind: EdgeTAM (a RepViT encoder in front of SAM 2's prompt encoder and mask
+decoder) for quick clicks on CPUs, from a transformers `save_pretrained` directory
+(`yonigozlan/EdgeTAM-hf` on the Hub), in process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labelgate.models.kinds import PROMPT_SEGMENT, LoadContext, ModelKind, register
+from labelgate.models.spec import ModelSpec
+
+
+def load(spec: ModelSpec, context: LoadContext):
+    if context.backend != "torch":
+        raise ValueError(f"model {spec.name}: the edgetam kind runs in process only (--backend torch)")
+    if context.dtype != "fp32":
+        raise ValueError(f"model {spec.name}: the edgetam kind runs in fp32 only (--dtype fp32)")
+    directory = Path(spec.weights)
+    if not (directory / "config.json").is_file():
+        raise ValueError(f"model {spec.name}: {directory} is not a save_pretrained directory "
+                         "(download yonigozlan/EdgeTAM-hf, e.g. `hf download yonigozlan/EdgeTAM-hf --local-dir DIR`)")
+    from labelgate.models.edgetam.torch_backend import EdgeTamTorchBackend
+
+    return EdgeTamTorchBackend.from_pretrained(directory, device=context.device, name=spec.name)
+
+
+KIND = register(ModelKind(
+    name="edgetam",
+    summary="EdgeTAM: SAM 2's masks from clicks and boxes behind a fast RepViT encoder, for CPUs "
+            "(weights: a transformers save_pretrained directory)",
+    capabilities=frozenset({PROMPT_SEGMENT}),
+    load=load,
+    heavy_stages=frozenset({"encode"}),
+    batches_on_cpu=False,
+))
