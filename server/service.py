@@ -156,11 +156,11 @@ class LabelgateService:
         detections = await self._detect(detector, request_image, query.text, query.box_threshold, query.text_threshold, deadline)
         return DetectResult(request_image.image_id, request_image.width, request_image.height, detections)
 
-    def list_models(self) -> list[tuple[ModelInfo, bool]]:
-        """The served models, each with whether it is a default (for its first capability)."""
+    def list_models(self) -> list[tuple[ModelInfo, bool, frozenset[str]]]:
+        """The served models: each with whether it is a default, and its capabilities."""
         defaults = {self.default_segmenter, self.default_detector}
-        served = [name for name in self.order if name in self.runtimes]
-        return [(self.runtimes[name].backend.info, name in defaults) for name in served]
+        served = [self.runtimes[name] for name in self.order if name in self.runtimes]
+        return [(runtime.backend.info, runtime.backend.info.name in defaults, runtime.kind.capabilities) for runtime in served]
 
     async def close(self) -> None:
         for runtime in self.runtimes.values():

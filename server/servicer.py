@@ -84,8 +84,9 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
     async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(
             models=[
-                pb.ModelInfo(name=info.name, kind=info.kind, version=info.version, device=info.device, is_default=default)
-                for info, default in self._ready_service().list_models()
+                pb.ModelInfo(name=info.name, kind=info.kind, version=info.version, device=info.device, is_default=default,
+                             capabilities=sorted(capabilities))
+                for info, default, capabilities in self._ready_service().list_models()
             ]
         )
 

@@ -170,6 +170,7 @@ def test_list_models(client):
     kinds = sorted(model.kind for model in models)
     assert kinds == ["grounding_dino", "sam2"]
     assert all(model.is_default and model.name and model.version and model.device for model in models)
+    assert {model.kind: model.capabilities for model in models} == {"grounding_dino": ("detect",), "sam2": ("segment_prompts",)}
 
 
 def test_rpc_errors_raise_client_error(client, tmp_path):

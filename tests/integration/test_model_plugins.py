@@ -53,6 +53,9 @@ def test_list_models_shows_every_model_with_its_kind(fleet):
         "sam2_demo": "sam2", "grounding_dino_demo": "grounding_dino", "sam2_0": "sam2", "wand": "wand"
     }
     assert [name for name, m in models.items() if m.is_default] == ["sam2_demo", "grounding_dino_demo"]
+    assert {name: list(m.capabilities) for name, m in models.items()} == {
+        "sam2_demo": ["segment_prompts"], "grounding_dino_demo": ["detect"], "sam2_0": ["segment_prompts"], "wand": ["segment_prompts"]
+    }
 
 
 def test_the_toy_kind_answers_through_grpc_next_to_sam2(fleet):

@@ -73,7 +73,7 @@ def detect_lines(result: DetectResult) -> list[str]:
 
 
 def models_table(models: list[ModelInfo]) -> list[str]:
-    header = ("NAME", "KIND", "VERSION", "DEVICE", "DEFAULT")
-    rows = [(m.name, m.kind, m.version, m.device, "yes" if m.is_default else "") for m in models]
+    header = ("NAME", "KIND", "VERSION", "DEVICE", "DEFAULT", "CAN")
+    rows = [(m.name, m.kind, m.version, m.device, "yes" if m.is_default else "", ",".join(m.capabilities)) for m in models]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]

@@ -117,10 +117,11 @@ class EmbedResult:
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    kind: str  # "sam2" or "grounding_dino"
+    kind: str  # the model kind, e.g. "sam2" or "grounding_dino"
     version: str
     device: str
     is_default: bool
+    capabilities: tuple[str, ...] = ()  # "segment_prompts", "detect"
 
 
 # --- protobuf -> results ---------------------------------------------------------------------
@@ -182,4 +183,5 @@ def embed_result_from_pb(response: pb.EmbedResponse) -> EmbedResult:
 
 
 def model_info_from_pb(message: pb.ModelInfo) -> ModelInfo:
-    return ModelInfo(message.name, message.kind, message.version, message.device, message.is_default)
+    return ModelInfo(message.name, message.kind, message.version, message.device, message.is_default,
+                     tuple(message.capabilities))
