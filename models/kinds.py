@@ -47,6 +47,9 @@ class ModelKind:
     # Whether requests share one forward pass on a CPU. Where a pass costs the sum of its requests
     # (SAM 2), waiting for company only adds latency: each request then runs alone.
     batches_on_cpu: bool = True
+    # Kinds in one load group load one model at a time: their library's loading is not thread-safe
+    # (transformers' from_pretrained, torch.jit in sam2's builder). Empty: the kind's own name.
+    load_group: str = ""
 
     def __post_init__(self):
         unknown = set(self.capabilities) - set(CAPABILITIES)

@@ -89,10 +89,10 @@ async def load_model(spec: ModelSpec, context: LoadContext, warmup: bool) -> tup
 
 
 def _load_in_turn(kind: ModelKind, spec: ModelSpec, context: LoadContext) -> Backend:
-    # Models of one kind load one after another: building two at once races in library code
-    # that is not thread-safe (two SAM 2 builds broke in torch.jit.script). Kinds do not wait
-    # for each other.
-    with _LOAD_LOCKS[kind.name]:
+    # Models of one load group load one after another: building two at once races in library
+    # code that is not thread-safe (two SAM 2 builds broke in torch.jit.script, two transformers
+    # from_pretrained calls on meta tensors). Other groups do not wait.
+    with _LOAD_LOCKS[kind.load_group or kind.name]:
         return kind.load(spec, context)
 
 

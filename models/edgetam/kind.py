@@ -32,4 +32,5 @@ KIND = register(ModelKind(
     load=load,
     heavy_stages=frozenset({"encode"}),
     batches_on_cpu=False,
+    load_group="transformers",
 ))

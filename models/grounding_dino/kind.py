@@ -29,4 +29,5 @@ KIND = register(ModelKind(
     capabilities=frozenset({DETECT}),
     load=load,
     heavy_stages=frozenset({"detect"}),
+    load_group="transformers",
 ))

@@ -99,3 +99,9 @@ def test_plugin_from_a_file_registers_its_kind(tmp_path):
     assert kinds.get("echo_test_kind").capabilities == {DETECT}
     with pytest.raises(ValueError, match="cannot import"):
         kinds.load_plugins([str(tmp_path / "missing.py")])
+
+
+def test_transformers_kinds_load_one_at_a_time():
+    """Two transformers from_pretrained calls at once fail on meta tensors (seen serving EdgeTAM next to
+    Grounding DINO): those kinds share a load group, which loads one model at a time."""
+    assert kinds.get("grounding_dino").load_group == kinds.get("edgetam").load_group == "transformers"
