@@ -45,6 +45,7 @@ def mask_logit_tolerance(logits: np.ndarray, depth: float) -> float:
 def assert_mask_agrees(mask: np.ndarray, logits: np.ndarray, depth: float) -> None:
     """`mask` equals `logits > 0` (SAM 2's mask threshold) on every pixel whose reference logit is
     farther from 0 than the tolerance; pixels closer to 0 may go either way."""
+    assert mask.shape == logits.shape
     tolerance = mask_logit_tolerance(logits, depth)
     decided = np.abs(logits) > tolerance
     wrong = int((mask[decided] != (logits[decided] > 0)).sum())
