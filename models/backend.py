@@ -40,12 +40,15 @@ class SamPrompt:
 
     points: (N, 2) float32, labels: (N,) int32 (1 positive, 0 negative), boxes: (B, 4) float32.
     Points alone -> one object; B boxes -> B objects; points + one box -> one object.
+    mask_input: (1, 1, h, w) float32 low-res logits of an earlier mask (`DecodedMasks.low_res_logits`),
+    for one object only: SAM 2's `mask_input`, to refine that mask.
     """
 
     points: np.ndarray
     labels: np.ndarray
     boxes: np.ndarray
     multimask_output: bool
+    mask_input: np.ndarray | None = None
 
     @property
     def num_objects(self) -> int:
@@ -60,10 +63,14 @@ class DecodeItem:
 
 @dataclass(frozen=True)
 class DecodedMasks:
-    """masks: (objects, K, H, W) bool at the original size; scores: (objects, K) float32."""
+    """masks: (objects, K, H, W) bool at the original size; scores: (objects, K) float32.
+    low_res_logits: (objects, K, h, w) float32, clamped to [-32, 32] as `SAM2ImagePredictor.predict`
+    returns them (h = w = 256 for 1024 px models), from backends that can take them back as
+    `SamPrompt.mask_input`; None from the others."""
 
     masks: np.ndarray
     scores: np.ndarray
+    low_res_logits: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from labelgate.server.cache import ByteLRUCache
 from labelgate.server.interceptor import RpcInterceptor
 from labelgate.server.metrics import Metrics
 from labelgate.server.readiness import ReadinessMonitor
+from labelgate.server.refinement import mask_logits_cache
 from labelgate.server.security import interceptors, server_credentials
 from labelgate.server.model_loading import cache_bytes_by_model, load_context, load_model, model_specs
 from labelgate.server.model_runtime import build_runtime
@@ -39,7 +40,8 @@ def build_service(settings: Settings, metrics: Metrics, specs) -> LabelgateServi
     images = ByteLRUCache("images", settings.image_cache_bytes, lambda image: len(image.data), metrics.cache)
     limits = Limits(max_points=settings.max_points, max_boxes=settings.max_boxes, max_image_pixels=settings.max_image_pixels)
     expected = [(spec.name, kinds.get(spec.kind).capabilities) for spec in specs]
-    return LabelgateService(images, limits, metrics, expected)
+    refinable = mask_logits_cache(settings.refine_cache_bytes, metrics.cache)
+    return LabelgateService(images, limits, metrics, expected, refinable)
 
 
 class App:

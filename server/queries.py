@@ -48,6 +48,7 @@ class SegmentQuery:
     text_threshold: float = 0.0
     model: str = ""
     detector_model: str = ""
+    refine_mask_id: str = ""  # a mask_id from an earlier response: its logits become the mask input
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class ObjectResult:
     label: str = ""
     detection_score: float = 0.0
     prompt_box: BoxPrompt | None = None
+    mask_ids: tuple[str, ...] = ()  # one per mask where they can be refined, else empty
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Awaitable, Sequence, TypeVar
 
 import numpy as np
@@ -32,6 +32,8 @@ from labelgate.server.queries import (
     SegmentResult,
 )
 from labelgate.server.quoting import quoted
+from labelgate.server.refinement import RefinableMask, mask_logits_cache, new_mask_id
+from labelgate.server.settings import Settings
 from labelgate.server.validation import (
     Limits,
     check_image_ref,
@@ -85,8 +87,9 @@ class LabelgateService:
     (`serve`); until then a request naming one gets NotReady, and the others are served."""
 
     def __init__(self, images: ByteLRUCache[StoredImage], limits: Limits, metrics: Metrics,
-                 expected: Sequence[tuple[str, frozenset[str]]]):
+                 expected: Sequence[tuple[str, frozenset[str]]], refinable: ByteLRUCache[RefinableMask] | None = None):
         self.images, self.limits, self.metrics = images, limits, metrics
+        self.refinable = refinable if refinable is not None else mask_logits_cache(Settings.refine_cache_bytes, metrics.cache)
         self.segmenters: dict[str, Segmenter] = {}
         self.detectors: dict[str, Detector] = {}
         self.runtimes: dict[str, ModelRuntime] = {}
@@ -129,6 +132,7 @@ class LabelgateService:
                 labels=np.array([0 if p.negative else 1 for p in query.points], dtype=np.int32),
                 boxes=np.array([b.as_tuple() for b in query.boxes], dtype=np.float32).reshape(-1, 4),
                 multimask_output=query.multimask_output,
+                mask_input=self._refined_logits(query, segmenter, request_image.image_id),
             )
             detections = None
         else:
@@ -147,6 +151,9 @@ class LabelgateService:
             )
         decoded: DecodedMasks = await segmenter.decoder.submit(DecodeItem(features, prompt), deadline)
         objects = await self._timed("encode_masks", asyncio.to_thread(_encode_objects, decoded, query, detections))
+        if detections is None and len(objects) == 1 and decoded.low_res_logits is not None:  # one object: refinable
+            mask_ids = self._keep_logits(decoded.low_res_logits[0], segmenter, request_image.image_id)
+            objects = [replace(objects[0], mask_ids=mask_ids)]
         return SegmentResult(request_image.image_id, request_image.width, request_image.height, objects, hit)
 
     async def detect(self, query: DetectQuery, deadline: float | None = None) -> DetectResult:
@@ -186,6 +193,38 @@ class LabelgateService:
         if name in self.runtimes or name in self.loading:
             raise InvalidInput(f"model {name} cannot give {what}; the models that can: {able}")
         raise NotFound(f"unknown model {quoted(name)}; the models for {what}: {able} (see ListModels)")
+
+    def _refined_logits(self, query: SegmentQuery, segmenter: Segmenter, image_id: str) -> np.ndarray | None:
+        """The (1, 1, h, w) mask input of a refinement (None without one)."""
+        if not query.refine_mask_id:
+            return None
+        stored = self.refinable.get(query.refine_mask_id)
+        if stored is None:
+            raise NotFound(
+                f"unknown refine_mask_id {quoted(query.refine_mask_id)}: this server has not issued it or has evicted its "
+                "logits (--refine-cache-bytes); segment again without refine_mask_id, sending all the clicks"
+            )
+        if stored.image_id != image_id:
+            raise InvalidInput(
+                f"refine_mask_id {query.refine_mask_id} is a mask of image {stored.image_id}, not of {image_id}: "
+                "refine a mask on the image it was made for"
+            )
+        if (stored.model, stored.version) != (segmenter.info.name, segmenter.info.version):
+            raise InvalidInput(
+                f"refine_mask_id {query.refine_mask_id} is a mask of model {stored.model}, not of {segmenter.info.name}: "
+                "refine it with the model that made it (the model field)"
+            )
+        return stored.logits[None, None]
+
+    def _keep_logits(self, logits: np.ndarray, segmenter: Segmenter, image_id: str) -> tuple[str, ...]:
+        """Keeps each mask's (h, w) logits for a later refinement; their ids, in mask order."""
+        ids = []
+        for mask_logits in logits:
+            mask_id = new_mask_id()
+            # A copy, not a view that would keep the whole batch's logits alive uncounted.
+            self.refinable.put(mask_id, RefinableMask(image_id, segmenter.info.name, segmenter.info.version, mask_logits.copy()))
+            ids.append(mask_id)
+        return tuple(ids)
 
     async def _decode(self, data: bytes):
         return await self._timed("decode_image", asyncio.to_thread(decode_image, data, self.limits.max_image_pixels))

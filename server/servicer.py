@@ -47,6 +47,7 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             text_threshold=request.text_threshold,
             model=request.model,
             detector_model=request.detector_model,
+            refine_mask_id=request.refine_mask_id,
         )
         result = await self._ready_service().segment(query, _deadline(context))
         return pb.SegmentResponse(
@@ -56,7 +57,7 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             cache_hit=result.cache_hit,
             objects=[
                 pb.ObjectMasks(
-                    masks=[mask_to_pb(mask) for mask in obj.masks],
+                    masks=[mask_to_pb(mask, mask_id) for mask, mask_id in zip(obj.masks, obj.mask_ids or ("",) * len(obj.masks))],
                     label=obj.label,
                     detection_score=obj.detection_score,
                     prompt_box=_box_to_pb(obj.prompt_box.as_tuple()) if obj.prompt_box else None,
@@ -116,8 +117,8 @@ def _box_to_pb(box) -> pb.Box:
     return pb.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max)
 
 
-def mask_to_pb(mask: EncodedMask) -> pb.Mask:
-    message = pb.Mask(score=mask.score, area=mask.area)
+def mask_to_pb(mask: EncodedMask, mask_id: str = "") -> pb.Mask:
+    message = pb.Mask(score=mask.score, area=mask.area, mask_id=mask_id)
     if mask.bbox is not None:
         message.bbox.CopyFrom(_box_to_pb(mask.bbox))
     if mask.rle is not None:

@@ -42,6 +42,7 @@ class Settings:
     triton_url: str = "127.0.0.1:8001"
     cache_bytes: int = 2 * GiB
     image_cache_bytes: int = 512 * MiB
+    refine_cache_bytes: int = 64 * MiB
     redis_url: str = ""
     redis_ttl_seconds: int = 3600
     redis_key_prefix: str = "labelgate:"
@@ -72,7 +73,7 @@ class Settings:
                 problems.append(f"--{_flag(name)} {value}: not a port (0 = any free port, -1 = off for metrics)")
         if self.port < 0:
             problems.append("--port must be >= 0")
-        positive = ("cache_bytes", "image_cache_bytes", "max_batch_size", "max_queue", "max_message_bytes", "max_image_pixels",
+        positive = ("cache_bytes", "image_cache_bytes", "refine_cache_bytes", "max_batch_size", "max_queue", "max_message_bytes", "max_image_pixels",
                     "max_points", "max_boxes")
         problems += [f"--{_flag(n)} must be > 0, got {getattr(self, n)}" for n in positive if getattr(self, n) <= 0]
         for name in ("max_batch_delay_ms", "grace_seconds"):
@@ -142,6 +143,8 @@ _HELP = {
     "cache_bytes": "byte budget of the image-feature caches, shared by the models (about 16 MiB per image for SAM 2 "
                    "at 1024 px; a model's cache_share option sets its part)",
     "image_cache_bytes": "byte budget for received encoded images, kept so later calls can send only the image id",
+    "refine_cache_bytes": "byte budget for the low-res logits of returned masks, kept so a later Segment can refine a mask "
+                          "by its mask_id (256 KiB per mask at 1024 px; ids evicted least recently used first)",
     "redis_url": "shared SAM 2 feature cache for all replicas, e.g. redis://redis:6379/0 ('' = off)",
     "redis_ttl_seconds": "how long features stay in Redis after they were written",
     "redis_key_prefix": "prefix of every Redis key labelgate writes (several deployments can share one Redis)",

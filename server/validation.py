@@ -11,6 +11,7 @@ from labelgate.server.imaging import looks_like_image_id
 from labelgate.server.masks import COCO_RLE, FORMATS, PNG, POLYGONS
 from labelgate.server.queries import BoxPrompt, DetectQuery, SegmentQuery
 from labelgate.server.quoting import quoted
+from labelgate.server.refinement import MASK_ID_FORMAT, looks_like_mask_id
 
 DEFAULT_BOX_THRESHOLD = 0.35  # Grounding DINO's demo values, for a threshold left at 0
 DEFAULT_TEXT_THRESHOLD = 0.25
@@ -81,7 +82,24 @@ def checked_segment(query: SegmentQuery, limits: Limits) -> SegmentQuery:
         check_text(query.text, limits)
     check_threshold(query.box_threshold, "box_threshold")
     check_threshold(query.text_threshold, "text_threshold")
+    if query.refine_mask_id:
+        check_refinement(query)
     return replace(query, formats=checked_formats(query.formats), **_thresholds(query))
+
+
+def check_refinement(query: SegmentQuery) -> None:
+    """A refinement names a mask id and refines one object with points and/or one box."""
+    if not looks_like_mask_id(query.refine_mask_id):
+        raise InvalidInput(
+            f"refine_mask_id {quoted(query.refine_mask_id)} is not a mask id: ids are {MASK_ID_FORMAT}, "
+            "as given in Mask.mask_id of an earlier Segment response"
+        )
+    if query.text.strip():
+        raise InvalidInput("refine_mask_id cannot be combined with a text prompt: refine with points and at most one box")
+    if len(query.boxes) > 1:
+        raise InvalidInput(
+            f"refine_mask_id refines one object, got {len(query.boxes)} boxes: send the clicks and at most one box"
+        )
 
 
 def checked_formats(formats) -> tuple[str, ...]:

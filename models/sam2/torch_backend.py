@@ -21,6 +21,7 @@ from labelgate.models.weights_hash import weights_version
 log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+LOGIT_CLAMP = 32.0  # SAM2ImagePredictor._predict clamps the low-res logits it returns to [-32, 32]
 
 
 def load_sam2(config: str, checkpoint: Path | None, device: str, overrides: Sequence[str] = ()) -> torch.nn.Module:
@@ -87,9 +88,10 @@ class Sam2TorchBackend(PromptSegmentationBackend):
             except Exception as error:
                 results[index] = error
                 continue
-            key = (coords.shape[1], item.prompt.multimask_output)
+            # A mask input changes the dense embedding, so such prompts go together.
+            key = (coords.shape[1], item.prompt.multimask_output, item.prompt.mask_input is not None)
             groups[key].append((index, coords, labels))
-        for (_, multimask), members in groups.items():
+        for (_, multimask, _), members in groups.items():
             try:
                 for index, decoded in self._decode_group(items, members, multimask):
                     results[index] = decoded
@@ -116,8 +118,12 @@ class Sam2TorchBackend(PromptSegmentationBackend):
                 for level in range(len(feats[0].high_res_feats))
             ]
             repeat_image = False
+        mask_input = None
+        if items[members[0][0]].prompt.mask_input is not None:
+            mask_input = torch.cat([torch.as_tensor(items[index].prompt.mask_input, dtype=torch.float, device=self.device)
+                                    for index, _, _ in members])
         with self._autocast():
-            sparse, dense = self.model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            sparse, dense = self.model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=mask_input)
             low_res, iou, _, _ = self.model.sam_mask_decoder(
                 image_embeddings=image_embed,
                 image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
@@ -127,10 +133,12 @@ class Sam2TorchBackend(PromptSegmentationBackend):
                 repeat_image=repeat_image,
                 high_res_features=high_res,
             )
+        # As the predictor returns them for a later mask_input (the masks use the unclamped logits).
+        logits = torch.clamp(low_res, -LOGIT_CLAMP, LOGIT_CLAMP).float().cpu().numpy()
         start = 0
         for index, c, _ in members:
             stop = start + c.shape[0]
             orig_hw = items[index].features.orig_hw
             masks = upscale_masks(self.transforms, low_res[start:stop].float(), orig_hw)
-            yield index, DecodedMasks(masks=masks, scores=iou[start:stop].float().cpu().numpy())
+            yield index, DecodedMasks(masks=masks, scores=iou[start:stop].float().cpu().numpy(), low_res_logits=logits[start:stop])
             start = stop

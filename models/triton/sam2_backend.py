@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from labelgate.core.errors import InvalidInput
 from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo, PromptSegmentationBackend
 from labelgate.models.export.graphs import SAM2_IMAGE_ENCODER, SAM2_MASK_DECODER, Sam2ImageEncoderGraph
 from labelgate.models.sam2.features import image_features
@@ -90,6 +91,10 @@ class Sam2TritonBackend(PromptSegmentationBackend):
         plans: dict[bool, list[tuple[int, int]]] = {True: [], False: []}  # multimask -> (item index, objects)
         requests: dict[bool, list[dict]] = {True: [], False: []}
         for index, item in enumerate(items):
+            if item.prompt.mask_input is not None:
+                # The exported decoder graph has no mask input (its masks carry no mask_id either).
+                results[index] = InvalidInput("refining a mask (refine_mask_id) needs a SAM 2 model on the torch backend")
+                continue
             try:
                 coords, labels = prompt_tokens(self.transforms, item.prompt, item.features.orig_hw, _CPU)
                 features = _feature_arrays(item.features)

@@ -19,6 +19,9 @@ from labelgate.v1 import labelgate_pb2 as pb
 from labelgate.v1 import labelgate_pb2_grpc
 
 
+FAKE_MASK_ID = "mask_" + "5" * 32
+
+
 class FakeLabelgate(labelgate_pb2_grpc.LabelgateServicer):
     def __init__(self):
         self.known: dict[str, bytes] = {}
@@ -60,7 +63,7 @@ class FakeLabelgate(labelgate_pb2_grpc.LabelgateServicer):
         mask[1:, 2:] = 1
         rle = pycocotools.mask.encode(np.asfortranarray(mask))
         masks = [pb.Mask(score=0.9, area=4, bbox=pb.Box(x_min=2, y_min=1, x_max=4, y_max=3),
-                         rle=pb.CocoRle(size=rle["size"], counts=rle["counts"].decode()))]
+                         rle=pb.CocoRle(size=rle["size"], counts=rle["counts"].decode()), mask_id=FAKE_MASK_ID)]
         return pb.SegmentResponse(image_id=image_id, width=4, height=3, objects=[pb.ObjectMasks(masks=masks)])
 
     def Detect(self, request, context):

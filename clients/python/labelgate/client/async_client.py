@@ -14,6 +14,7 @@ from labelgate.client.images import ImageId, ImageLike
 from labelgate.client.results import (
     DetectResult,
     EmbedResult,
+    Mask,
     ModelInfo,
     SegmentResult,
     detect_result_from_pb,
@@ -61,10 +62,11 @@ class AsyncClient(ClientBase):
                       boxes: Iterable[Sequence] = (), text: str = "", multimask: bool = False,
                       formats: Iterable[str] = ("coco_rle",), box_threshold: float = 0.0,
                       text_threshold: float = 0.0, model: str = "", detector_model: str = "", *,
-                      timeout: Timeout = CLIENT_TIMEOUT) -> SegmentResult:
+                      refine: Mask | str | None = None, timeout: Timeout = CLIENT_TIMEOUT) -> SegmentResult:
         request = messages.segment_request(
             points=points, boxes=boxes, text=text, multimask=multimask, formats=formats,
             box_threshold=box_threshold, text_threshold=text_threshold, model=model, detector_model=detector_model,
+            refine=refine,
         )
         return segment_result_from_pb(await self._call_with_image("Segment", image, request, timeout))
 

@@ -14,6 +14,7 @@ from labelgate.client.images import ImageId, ImageLike
 from labelgate.client.results import (
     DetectResult,
     EmbedResult,
+    Mask,
     ModelInfo,
     SegmentResult,
     detect_result_from_pb,
@@ -70,18 +71,22 @@ class Client(ClientBase):
     def segment(self, image: ImageLike | ImageId, points: Iterable[Sequence] = (), boxes: Iterable[Sequence] = (),
                 text: str = "", multimask: bool = False, formats: Iterable[str] = ("coco_rle",),
                 box_threshold: float = 0.0, text_threshold: float = 0.0, model: str = "",
-                detector_model: str = "", *, timeout: Timeout = CLIENT_TIMEOUT) -> SegmentResult:
+                detector_model: str = "", *, refine: Mask | str | None = None,
+                timeout: Timeout = CLIENT_TIMEOUT) -> SegmentResult:
         """SAM 2 masks for clicks and/or boxes, or for the Grounding DINO detections of `text`.
 
         points: (x, y) or (x, y, negative) in pixels; boxes: (x_min, y_min, x_max, y_max).
         Several boxes without points give one object each; points (with at most one box) give
         one object. `text` ("cat . dog .") cannot be combined with points or boxes.
         formats: any of "coco_rle", "polygons", "png". Thresholds: 0 = the server's defaults.
+        refine: a Mask of an earlier result on this image (or its mask_id): SAM 2 starts from it.
+        Send all the clicks, the earlier ones too, and at most one box.
         timeout: seconds for this call, retries included (default: the client's).
         """
         request = messages.segment_request(
             points=points, boxes=boxes, text=text, multimask=multimask, formats=formats,
             box_threshold=box_threshold, text_threshold=text_threshold, model=model, detector_model=detector_model,
+            refine=refine,
         )
         return segment_result_from_pb(self._call_with_image("Segment", image, request, timeout))
 

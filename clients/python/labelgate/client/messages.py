@@ -62,9 +62,22 @@ def with_image(request, image: pb.Image):
     return copy
 
 
+def refine_mask_id(refine) -> str:
+    """The mask id of `refine`: a Mask from an earlier result, its mask_id, or None (no refinement)."""
+    if refine is None:
+        return ""
+    mask_id = refine if isinstance(refine, str) else getattr(refine, "mask_id", None)
+    if not isinstance(mask_id, str):
+        raise ValueError(f"refine: expected a Mask from an earlier segment result or its mask_id, got {refine!r}")
+    if refine is not mask_id and not mask_id:
+        raise ValueError("refine: this mask has no mask_id (the server cannot refine masks of text prompts, "
+                         "several boxes, or its Triton backend)")
+    return mask_id
+
+
 def segment_request(*, points=(), boxes=(), text: str = "", multimask: bool = False,
                     formats=("coco_rle",), box_threshold: float = 0.0, text_threshold: float = 0.0,
-                    model: str = "", detector_model: str = "") -> pb.SegmentRequest:
+                    model: str = "", detector_model: str = "", refine=None) -> pb.SegmentRequest:
     return pb.SegmentRequest(
         points=points_to_pb(points),
         boxes=boxes_to_pb(boxes),
@@ -75,6 +88,7 @@ def segment_request(*, points=(), boxes=(), text: str = "", multimask: bool = Fa
         text_threshold=text_threshold,
         model=model,
         detector_model=detector_model,
+        refine_mask_id=refine_mask_id(refine),
     )
 
 

@@ -31,6 +31,7 @@ class Mask:
     polygons: list[Polygon]
     png: Optional[bytes]
     shape: Optional[tuple[int, int]] = None  # (height, width) of the image, for polygons
+    mask_id: str = ""  # pass the mask (or this id) as segment(..., refine=) to refine it; "" = cannot be
 
     def to_numpy(self) -> np.ndarray:
         """The mask as an H x W bool array, from the RLE, else the PNG, else the polygons (an
@@ -147,6 +148,7 @@ def mask_from_pb(message: pb.Mask, shape: Optional[tuple[int, int]] = None) -> M
         polygons=polygons,
         png=message.png or None,
         shape=shape,
+        mask_id=message.mask_id,
     )
 
 

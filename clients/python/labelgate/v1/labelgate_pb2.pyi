@@ -67,7 +67,7 @@ class EmbedResponse(_message.Message):
     def __init__(self, image_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("image", "points", "boxes", "text", "multimask_output", "formats", "box_threshold", "text_threshold", "model", "detector_model")
+    __slots__ = ("image", "points", "boxes", "text", "multimask_output", "formats", "box_threshold", "text_threshold", "model", "detector_model", "refine_mask_id")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     BOXES_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class SegmentRequest(_message.Message):
     TEXT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DETECTOR_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REFINE_MASK_ID_FIELD_NUMBER: _ClassVar[int]
     image: Image
     points: _containers.RepeatedCompositeFieldContainer[Point]
     boxes: _containers.RepeatedCompositeFieldContainer[Box]
@@ -88,7 +89,8 @@ class SegmentRequest(_message.Message):
     text_threshold: float
     model: str
     detector_model: str
-    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ..., multimask_output: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., model: _Optional[str] = ..., detector_model: _Optional[str] = ...) -> None: ...
+    refine_mask_id: str
+    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ..., multimask_output: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., model: _Optional[str] = ..., detector_model: _Optional[str] = ..., refine_mask_id: _Optional[str] = ...) -> None: ...
 
 class CocoRle(_message.Message):
     __slots__ = ("size", "counts")
@@ -107,20 +109,22 @@ class Polygon(_message.Message):
     def __init__(self, points: _Optional[_Iterable[float]] = ..., hole: _Optional[bool] = ...) -> None: ...
 
 class Mask(_message.Message):
-    __slots__ = ("score", "bbox", "rle", "polygons", "png", "area")
+    __slots__ = ("score", "bbox", "rle", "polygons", "png", "area", "mask_id")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     RLE_FIELD_NUMBER: _ClassVar[int]
     POLYGONS_FIELD_NUMBER: _ClassVar[int]
     PNG_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
+    MASK_ID_FIELD_NUMBER: _ClassVar[int]
     score: float
     bbox: Box
     rle: CocoRle
     polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
     png: bytes
     area: int
-    def __init__(self, score: _Optional[float] = ..., bbox: _Optional[_Union[Box, _Mapping]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., png: _Optional[bytes] = ..., area: _Optional[int] = ...) -> None: ...
+    mask_id: str
+    def __init__(self, score: _Optional[float] = ..., bbox: _Optional[_Union[Box, _Mapping]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., png: _Optional[bytes] = ..., area: _Optional[int] = ..., mask_id: _Optional[str] = ...) -> None: ...
 
 class ObjectMasks(_message.Message):
     __slots__ = ("masks", "label", "detection_score", "prompt_box")
