@@ -149,11 +149,6 @@ def assert_serves(stub) -> None:
     assert response.objects[0].masks[0].rle.counts
 
 
-@pytest.fixture(scope="module")
-def stub(server):
-    return server.stub()
-
-
 @pytest.mark.parametrize("name", list(BAD_REQUESTS))
 def test_bad_request_gets_its_status_and_the_server_keeps_serving(server, stub, name):
     (method, request), code, phrase = BAD_REQUESTS[name]

@@ -17,11 +17,6 @@ TEXT = {"text": "cat . dog .", "box_threshold": 0.05, "text_threshold": 0.05}
 TIMEOUT = 120
 
 
-@pytest.fixture(scope="module")
-def stub(server):
-    return server.stub()
-
-
 def strip(height: int, width: int) -> bytes:
     return encode(np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8))
 

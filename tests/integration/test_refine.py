@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from labelgate.v1 import labelgate_pb2 as pb
-from reference import decode_rle, encode, iou, random_image, sam2_predictor, segment_request
+from reference import decode_rle, encode, iou, random_image, segment_request
 
 IMAGE = random_image(7, 240, 360)
 OTHER_IMAGE = random_image(8, 200, 300)
@@ -17,16 +17,6 @@ ADDED_CLICKS = {
     "a negative click": [(60.0, 40.0, True)],
     "a positive click": [(300.0, 200.0, False)],
 }
-
-
-@pytest.fixture(scope="module")
-def predictor(demo_weights):
-    return sam2_predictor(demo_weights)
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    return server.stub()
 
 
 def _predict(predictor, points, multimask: bool, mask_input=None):

@@ -16,7 +16,6 @@ from reference import (
     iou,
     predictor_masks,
     random_image,
-    sam2_predictor,
     scaled_prompt,
     segment_request,
 )
@@ -36,16 +35,6 @@ PROMPTS = {
     "several boxes": ([], [(0.1, 0.2, 0.6, 0.9), (0.0, 0.0, 1.0, 1.0), (0.5, 0.5, 0.7, 0.6)]),
     "point and box": ([(0.4, 0.5, False), (0.45, 0.55, True)], [(0.2, 0.2, 0.8, 0.8)]),
 }
-
-
-@pytest.fixture(scope="module")
-def predictor(demo_weights):
-    return sam2_predictor(demo_weights)
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    return server.stub()
 
 
 @pytest.mark.parametrize("image_name", fidelity_first(sorted(IMAGES)))

@@ -24,7 +24,6 @@ from reference import (
     grounding_dino_reference,
     predictor_masks,
     random_image,
-    sam2_predictor,
     scaled_prompt,
     segment_request,
 )
@@ -60,16 +59,6 @@ def server(demo_weights, triton, tmp_path_factory):
     running = start_server(tmp_path_factory.mktemp("server"), demo_weights, "--backend", "triton", "--triton-url", triton.url)
     yield running
     assert running.stop() == 0, running.log()
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    return server.stub()
-
-
-@pytest.fixture(scope="module")
-def predictor(demo_weights):
-    return sam2_predictor(demo_weights)
 
 
 @pytest.fixture(scope="module")
