@@ -504,7 +504,7 @@ def _field(number: int, wire_type: int, body: bytes) -> bytes:
 
 @st.composite
 def unknown_fields(draw) -> bytes:
-    # Numbers no request uses (SegmentRequest has grown to 11): one-byte tags up to 15, longer ones above.
+    # Numbers no request uses (SegmentRequest has grown to 12): one-byte tags up to 15, longer ones above.
     number = draw(st.sampled_from((15, 16, 100, 2047, 2048, 2**29 - 1)))
     wire_type = draw(st.sampled_from((0, 1, 2, 5, 3)))
     if wire_type == 0:

@@ -7,7 +7,7 @@ so one bad item never fails the batch. No protobuf, no grpc here.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence, Union
 
 import numpy as np
@@ -88,6 +88,33 @@ class Detection:
     label: str
 
 
+@dataclass(frozen=True)
+class ConceptItem:
+    """One concept query on one image's features.
+
+    phrase: a short noun phrase ("red car"); empty with exemplar boxes, SAM 3's "visual" query.
+    boxes: (B, 4) float32 exemplar boxes x0, y0, x1, y1 in original-image pixels; box_labels: (B,)
+    1 for an example of the concept, 0 for a counter-example.
+    score_threshold: keep instances whose score (detection x presence) is above it.
+    mask_threshold: a pixel is in the mask where its probability is above it.
+    """
+
+    features: object  # the backend's own image features, from its encode()
+    phrase: str
+    score_threshold: float = 0.5
+    mask_threshold: float = 0.5
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    box_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+
+
+@dataclass(frozen=True)
+class ConceptInstance:
+    mask: np.ndarray  # H x W bool at the original size
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+    score: float  # sigmoid(detection logit) x sigmoid(presence logit)
+    label: str  # the query's phrase as the caller wrote it (empty for exemplar boxes alone)
+
+
 class Backend(ABC):
     """What the server drives on every backend: its identity, readiness and release."""
 
@@ -116,3 +143,14 @@ class DetectionBackend(Backend):
 
     @abstractmethod
     def detect(self, items: Sequence[DetectItem]) -> list[Union[list[Detection], Exception]]: ...
+
+
+class ConceptSegmentationBackend(Backend):
+    """Capability `segment_concepts`: every instance of a named concept (a phrase, exemplar boxes, or
+    both) on cached image features."""
+
+    @abstractmethod
+    def encode(self, images: Sequence[np.ndarray]) -> list[object]: ...
+
+    @abstractmethod
+    def segment_concepts(self, items: Sequence[ConceptItem]) -> list[Union[list[ConceptInstance], Exception]]: ...

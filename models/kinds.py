@@ -19,9 +19,11 @@ from labelgate.models.spec import ModelSpec
 # What a backend of the kind implements (see labelgate.models.backend for the interfaces).
 PROMPT_SEGMENT = "segment_prompts"  # encode(images) -> features, cached; decode(features + points/boxes) -> masks
 DETECT = "detect"  # detect(images + caption) -> boxes, scores, phrases
+SEGMENT_CONCEPTS = "segment_concepts"  # encode(images), cached; segment_concepts(features + phrase/exemplars) -> instances
 CAPABILITIES = {
     PROMPT_SEGMENT: "masks from points and boxes, on cached image features",
     DETECT: "boxes from a text prompt",
+    SEGMENT_CONCEPTS: "a mask for every instance of a concept (a phrase or exemplar boxes)",
 }
 
 
@@ -69,6 +71,7 @@ class ModelKind:
 _BUILT_IN = {
     "sam2": "labelgate.models.sam2.kind",
     "grounding_dino": "labelgate.models.grounding_dino.kind",
+    "sam3": "labelgate.models.sam3.kind",
     "edgetam": "labelgate.models.edgetam.kind",
 }
 _REGISTERED: dict[str, ModelKind] = {}

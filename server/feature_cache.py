@@ -125,15 +125,15 @@ class TieredFeatureCache:
             return None
 
 
-def build_feature_cache(settings, metrics, backend, max_bytes: int) -> TieredFeatureCache:
+def build_feature_cache(settings, metrics, backend, max_bytes: int, shareable: bool = True) -> TieredFeatureCache:
     """One model's feature cache: local only (`max_bytes`, reported as cache "features/<model>"), or
-    local + Redis with --redis-url.
+    local + Redis with --redis-url where the features are SAM 2-shaped (`shareable`: the codec's format).
 
     Features read from Redis become torch tensors on the backend's device, as every backend's
     decoder takes them."""
     local = ByteLRUCache(f"features/{backend.info.name}", max_bytes, lambda features: features.nbytes, metrics.cache)
     shared = None
-    if settings.redis_url:
+    if settings.redis_url and shareable:
         shared = RedisFeatureStore(settings.redis_url, settings.redis_ttl_seconds, metrics.shared_cache,
                                    timeout_s=settings.redis_timeout_ms / 1000.0)
         log.info("shared feature cache: Redis at %s (TTL %d s, key prefix %r)", redact(settings.redis_url),

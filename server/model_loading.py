@@ -11,9 +11,9 @@ from collections import defaultdict
 import numpy as np
 
 from labelgate.models import kinds
-from labelgate.models.backend import Backend, DecodeItem, DetectItem, SamPrompt
+from labelgate.models.backend import Backend, ConceptItem, DecodeItem, DetectItem, SamPrompt
 from labelgate.models.default_pair import default_specs
-from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, LoadContext, ModelKind
+from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS, LoadContext, ModelKind
 from labelgate.models.spec import ModelSpec, check_unique, read_models_file
 from labelgate.core.errors import NotReady
 from labelgate.server.settings import Settings
@@ -41,7 +41,7 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
 def cache_bytes_by_model(specs: list[ModelSpec], total: int) -> dict[str, int]:
     """Each feature-caching model's share of --cache-bytes: its `cache_share`, or an equal part of
     what the explicit shares leave."""
-    caching = [spec for spec in specs if PROMPT_SEGMENT in kinds.get(spec.kind).capabilities]
+    caching = [spec for spec in specs if kinds.get(spec.kind).capabilities & {PROMPT_SEGMENT, SEGMENT_CONCEPTS}]
     explicit = {spec.name: float(spec.options["cache_share"]) for spec in caching if "cache_share" in spec.options}
     if sum(explicit.values()) > 1.0 + 1e-9:
         raise ValueError(f"the models' cache_share values add up to {sum(explicit.values()):g}, over 1")
@@ -105,6 +105,8 @@ def warm_up(backend, kind: ModelKind) -> None:
         _first(backend.decode([DecodeItem(features, point)]))
     if DETECT in kind.capabilities:
         _first(backend.detect([DetectItem(image, "object .", 0.35, 0.25)]))
+    if SEGMENT_CONCEPTS in kind.capabilities:
+        _first(backend.segment_concepts([ConceptItem(_first(backend.encode([image])), "object")]))
 
 
 def _first(results):

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labelgate.models.backend import Backend, DetectionBackend, ModelInfo, PromptSegmentationBackend
-from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, ModelKind
+from labelgate.models.backend import (
+    Backend,
+    ConceptSegmentationBackend,
+    DetectionBackend,
+    ModelInfo,
+    PromptSegmentationBackend,
+)
+from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS, ModelKind
 from labelgate.server.batcher import NORMAL, DynamicBatcher
 from labelgate.server.metrics import Metrics
 from labelgate.server.settings import Settings
@@ -58,21 +64,50 @@ class Detector:
 
 
 @dataclass
+class ConceptSegmenter:
+    """A model that finds every instance of a concept: its feature cache, encoder and concept batchers."""
+
+    backend: ConceptSegmentationBackend
+    features: TieredFeatureCache
+    encoder: DynamicBatcher
+    concepts: DynamicBatcher
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    def key(self, image_id: str) -> tuple[str, str, str]:
+        return (image_id, self.info.name, self.info.version)
+
+    def start(self) -> None:
+        self.encoder.start()
+        self.concepts.start()
+
+    async def close(self) -> None:
+        await self.encoder.close()
+        await self.concepts.close()
+        await self.features.close()
+
+
+@dataclass
 class ModelRuntime:
-    """One served model: what it can do (`segmenter`, `detector`, or both) and its backend."""
+    """One served model: what it can do (`segmenter`, `detector`, `concepts`) and its backend."""
 
     backend: Backend
     kind: ModelKind
     segmenter: Segmenter | None = None
     detector: Detector | None = None
+    concepts: ConceptSegmenter | None = None
+
+    def _parts(self):
+        return [part for part in (self.segmenter, self.detector, self.concepts) if part is not None]
 
     def start(self) -> None:
-        for part in (self.segmenter, self.detector):
-            if part is not None:
-                part.start()
+        for part in self._parts():
+            part.start()
 
     async def close(self) -> None:
-        for part in (self.segmenter, self.detector):
+        for part in self._parts():
             if part is not None:
                 await part.close()
         self.backend.close()
@@ -96,4 +131,8 @@ def build_runtime(backend: Backend, kind: ModelKind, settings: Settings, metrics
         runtime.segmenter = Segmenter(backend, features, batcher("encode", backend.encode), batcher("decode", backend.decode))
     if DETECT in kind.capabilities:
         runtime.detector = Detector(backend, batcher("detect", backend.detect))
+    if SEGMENT_CONCEPTS in kind.capabilities:
+        features = build_feature_cache(settings, metrics, backend, cache_bytes, shareable=False)
+        runtime.concepts = ConceptSegmenter(backend, features, batcher("encode", backend.encode),
+                                            batcher("concepts", backend.segment_concepts))
     return runtime

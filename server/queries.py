@@ -37,6 +37,14 @@ class BoxPrompt:
 
 
 @dataclass(frozen=True)
+class ExemplarPrompt:
+    """A box showing an example of the concept (or, negative, a counter-example)."""
+
+    box: BoxPrompt
+    negative: bool = False
+
+
+@dataclass(frozen=True)
 class SegmentQuery:
     image: ImageRef
     points: tuple[PointPrompt, ...] = ()
@@ -49,6 +57,7 @@ class SegmentQuery:
     model: str = ""
     detector_model: str = ""
     refine_mask_id: str = ""  # a mask_id from an earlier response: its logits become the mask input
+    exemplars: tuple[ExemplarPrompt, ...] = ()  # for a concept model
 
 
 @dataclass(frozen=True)

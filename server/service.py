@@ -13,14 +13,14 @@ from typing import Awaitable, Sequence, TypeVar
 
 import numpy as np
 
-from labelgate.models.backend import DecodedMasks, DecodeItem, Detection, DetectItem, ImageFeatures, ModelInfo, SamPrompt
-from labelgate.models.kinds import CAPABILITIES, DETECT, PROMPT_SEGMENT
+from labelgate.models.backend import ConceptItem, DecodedMasks, DecodeItem, Detection, DetectItem, ImageFeatures, ModelInfo, SamPrompt
+from labelgate.models.kinds import CAPABILITIES, DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS
 from labelgate.server.cache import ByteLRUCache
 from labelgate.core.errors import InvalidInput, NotFound, NotReady, Unsupported
 from labelgate.server.imaging import decode_image
 from labelgate.server.masks import encode_mask
 from labelgate.server.metrics import Metrics
-from labelgate.server.model_runtime import Detector, ModelRuntime, Segmenter
+from labelgate.server.model_runtime import ConceptSegmenter, Detector, ModelRuntime, Segmenter
 from labelgate.server.queries import (
     BoxPrompt,
     DetectQuery,
@@ -44,6 +44,7 @@ from labelgate.server.validation import (
 )
 
 T = TypeVar("T")
+CONCEPT_MASK_THRESHOLD = 0.5  # a pixel is in a concept instance's mask where its probability is over this
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,13 @@ class LabelgateService:
         self.refinable = refinable if refinable is not None else mask_logits_cache(Settings.refine_cache_bytes, metrics.cache)
         self.segmenters: dict[str, Segmenter] = {}
         self.detectors: dict[str, Detector] = {}
+        self.concept_models: dict[str, ConceptSegmenter] = {}
         self.runtimes: dict[str, ModelRuntime] = {}
         self.loading = dict(expected)  # name -> capabilities, until served
         self.order = [name for name, _ in expected]
         self.default_segmenter = next((name for name, can in expected if PROMPT_SEGMENT in can), "")
         self.default_detector = next((name for name, can in expected if DETECT in can), "")
+        self.default_concepts = next((name for name, can in expected if SEGMENT_CONCEPTS in can), "")
 
     def serve(self, runtime: ModelRuntime) -> None:
         """Starts a loaded model's batchers and routes requests to it."""
@@ -107,6 +110,8 @@ class LabelgateService:
             self.segmenters[name] = runtime.segmenter
         if runtime.detector is not None:
             self.detectors[name] = runtime.detector
+        if runtime.concepts is not None:
+            self.concept_models[name] = runtime.concepts
         self.loading.pop(name, None)
 
     # --- public operations -------------------------------------------------------------------
@@ -121,6 +126,9 @@ class LabelgateService:
 
     async def segment(self, query: SegmentQuery, deadline: float | None = None) -> SegmentResult:
         query = checked_segment(query, self.limits)
+        concepts = self._concept_model(query)
+        if concepts is not None:
+            return await self._segment_concepts(concepts, query, deadline)
         segmenter = self._segmenter(query.model)
         detector = self._detector(query.detector_model) if query.text.strip() else None
         request_image = await self._resolve(query.image, segmenter)
@@ -165,7 +173,7 @@ class LabelgateService:
 
     def list_models(self) -> list[tuple[ModelInfo, bool, frozenset[str]]]:
         """The served models: each with whether it is a default, and its capabilities."""
-        defaults = {self.default_segmenter, self.default_detector}
+        defaults = {self.default_segmenter, self.default_detector, self.default_concepts}
         served = [self.runtimes[name] for name in self.order if name in self.runtimes]
         return [(runtime.backend.info, runtime.backend.info.name in defaults, runtime.kind.capabilities) for runtime in served]
 
@@ -174,6 +182,29 @@ class LabelgateService:
             await runtime.close()
 
     # --- steps ------------------------------------------------------------------------------
+
+    def _concept_model(self, query: SegmentQuery) -> ConceptSegmenter | None:
+        """The concept model a Segment goes to: exemplars always need one; text goes to one when
+        `model` names it (otherwise to a detector, then a prompt segmenter)."""
+        name = query.model
+        names_one = name in self.concept_models or SEGMENT_CONCEPTS in self.loading.get(name, ())
+        if query.exemplars or (query.text.strip() and names_one):
+            return self._route(name or self.default_concepts, SEGMENT_CONCEPTS, self.concept_models)
+        return None
+
+    async def _segment_concepts(self, concepts: ConceptSegmenter, query: SegmentQuery, deadline: float | None) -> SegmentResult:
+        """Every instance of each phrase (`car . person .`: one concept each), with the exemplars."""
+        request_image = await self._resolve(query.image, concepts)
+        check_in_image(query, request_image.width, request_image.height)
+        features, hit = await self._features(concepts, request_image, deadline)
+        boxes = np.array([e.box.as_tuple() for e in query.exemplars], np.float32).reshape(-1, 4)
+        labels = np.array([0 if e.negative else 1 for e in query.exemplars], np.int64)
+        phrases = [phrase.strip() for phrase in query.text.split(".") if phrase.strip()] or [""]
+        items = [ConceptItem(features, phrase, query.box_threshold, CONCEPT_MASK_THRESHOLD, boxes, labels) for phrase in phrases]
+        found = await asyncio.gather(*(concepts.concepts.submit(item, deadline) for item in items))
+        instances = [instance for per_phrase in found for instance in per_phrase]
+        objects = await self._timed("encode_masks", asyncio.to_thread(_encode_instances, instances, query.formats))
+        return SegmentResult(request_image.image_id, request_image.width, request_image.height, objects, hit)
 
     def _segmenter(self, name: str) -> Segmenter:
         return self._route(name or self.default_segmenter, PROMPT_SEGMENT, self.segmenters)
@@ -270,6 +301,10 @@ async def _both(first: Awaitable, second: Awaitable) -> tuple:
         if isinstance(result, BaseException):
             raise result
     return tuple(results)
+
+
+def _encode_instances(instances, formats) -> list[ObjectResult]:
+    return [ObjectResult([encode_mask(i.mask, i.score, formats)], i.label, i.score, BoxPrompt(*i.box)) for i in instances]
 
 
 def _encode_objects(decoded: DecodedMasks, query: SegmentQuery, detections: list[Detection] | None) -> list[ObjectResult]:

@@ -10,6 +10,7 @@ from labelgate.server.masks import COCO_RLE, PNG, POLYGONS, EncodedMask
 from labelgate.server.queries import (
     BoxPrompt,
     DetectQuery,
+    ExemplarPrompt,
     ImageRef,
     PointPrompt,
     SegmentQuery,
@@ -48,6 +49,7 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             model=request.model,
             detector_model=request.detector_model,
             refine_mask_id=request.refine_mask_id,
+            exemplars=tuple(ExemplarPrompt(_box_from_pb(e.box), e.negative) for e in request.exemplars),
         )
         result = await self._ready_service().segment(query, _deadline(context))
         return pb.SegmentResponse(

@@ -60,10 +60,14 @@ def checked_segment(query: SegmentQuery, limits: Limits) -> SegmentQuery:
     check_model_name(query.model, "model")
     check_model_name(query.detector_model, "detector_model")
     has_geometry = bool(query.points or query.boxes)
-    if query.text.strip() and has_geometry:
-        raise InvalidInput("a text prompt cannot be combined with points or boxes: send them in separate Segment calls")
-    if not query.text.strip() and not has_geometry:
+    if (query.text.strip() or query.exemplars) and has_geometry:
+        raise InvalidInput("a text prompt or exemplars cannot be combined with points or boxes: send them in separate Segment calls")
+    if not query.text.strip() and not has_geometry and not query.exemplars:
         raise InvalidInput("empty prompt: give at least one point, one box, or a text prompt such as 'cat . dog .'")
+    if len(query.exemplars) > limits.max_boxes:
+        raise InvalidInput(f"{len(query.exemplars)} exemplars is over this server's limit of {limits.max_boxes} (--max-boxes)")
+    for index, exemplar in enumerate(query.exemplars):
+        check_box_shape(exemplar.box, index, "exemplar")
     if len(query.points) > limits.max_points:
         raise InvalidInput(f"{len(query.points)} points is over this server's limit of {limits.max_points} (--max-points)")
     if len(query.boxes) > limits.max_boxes:
@@ -115,13 +119,13 @@ def _thresholds(query) -> dict[str, float]:
             "text_threshold": query.text_threshold or DEFAULT_TEXT_THRESHOLD}
 
 
-def check_box_shape(box: BoxPrompt, index: int) -> None:
+def check_box_shape(box: BoxPrompt, index: int, what: str = "box") -> None:
     values = box.as_tuple()
     if not all(math.isfinite(v) for v in values):
-        raise InvalidInput(f"box {index} has a non-finite coordinate {values}")
+        raise InvalidInput(f"{what} {index} has a non-finite coordinate {values}")
     if box.x_max <= box.x_min or box.y_max <= box.y_min:
         raise InvalidInput(
-            f"box {index} is empty or inverted: (x_min {box.x_min}, y_min {box.y_min}, x_max {box.x_max}, y_max {box.y_max}); "
+            f"{what} {index} is empty or inverted: (x_min {box.x_min}, y_min {box.y_min}, x_max {box.x_max}, y_max {box.y_max}); "
             "x_max must be > x_min and y_max > y_min"
         )
 
@@ -131,9 +135,11 @@ def check_in_image(query: SegmentQuery, width: int, height: int) -> None:
     for index, point in enumerate(query.points):
         if not (0 <= point.x <= width and 0 <= point.y <= height):
             raise InvalidInput(f"point {index} ({point.x}, {point.y}) is outside the {width} x {height} image")
-    for index, box in enumerate(query.boxes):
+    boxes = [("box", index, box) for index, box in enumerate(query.boxes)]
+    boxes += [("exemplar", index, exemplar.box) for index, exemplar in enumerate(query.exemplars)]
+    for what, index, box in boxes:
         if not (0 <= box.x_min and 0 <= box.y_min and box.x_max <= width and box.y_max <= height):
-            raise InvalidInput(f"box {index} {box.as_tuple()} is outside the {width} x {height} image")
+            raise InvalidInput(f"{what} {index} {box.as_tuple()} is outside the {width} x {height} image")
 
 
 def check_text(text: str, limits: Limits) -> None:

@@ -67,7 +67,7 @@ class EmbedResponse(_message.Message):
     def __init__(self, image_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("image", "points", "boxes", "text", "multimask_output", "formats", "box_threshold", "text_threshold", "model", "detector_model", "refine_mask_id")
+    __slots__ = ("image", "points", "boxes", "text", "multimask_output", "formats", "box_threshold", "text_threshold", "model", "detector_model", "refine_mask_id", "exemplars")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     BOXES_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class SegmentRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DETECTOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     REFINE_MASK_ID_FIELD_NUMBER: _ClassVar[int]
+    EXEMPLARS_FIELD_NUMBER: _ClassVar[int]
     image: Image
     points: _containers.RepeatedCompositeFieldContainer[Point]
     boxes: _containers.RepeatedCompositeFieldContainer[Box]
@@ -90,7 +91,16 @@ class SegmentRequest(_message.Message):
     model: str
     detector_model: str
     refine_mask_id: str
-    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ..., multimask_output: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., model: _Optional[str] = ..., detector_model: _Optional[str] = ..., refine_mask_id: _Optional[str] = ...) -> None: ...
+    exemplars: _containers.RepeatedCompositeFieldContainer[Exemplar]
+    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ..., multimask_output: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., model: _Optional[str] = ..., detector_model: _Optional[str] = ..., refine_mask_id: _Optional[str] = ..., exemplars: _Optional[_Iterable[_Union[Exemplar, _Mapping]]] = ...) -> None: ...
+
+class Exemplar(_message.Message):
+    __slots__ = ("box", "negative")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    box: Box
+    negative: bool
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., negative: _Optional[bool] = ...) -> None: ...
 
 class CocoRle(_message.Message):
     __slots__ = ("size", "counts")

@@ -1,0 +1,35 @@
+"""The `sam3` model kind: SAM 3 concept segmentation (every instance of a phrase or of exemplar boxes)
+from a transformers `save_pretrained` directory (`facebook/sam3` on the Hub, gated), in process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labelgate.models.kinds import SEGMENT_CONCEPTS, LoadContext, ModelKind, register
+from labelgate.models.spec import ModelSpec
+
+
+def load(spec: ModelSpec, context: LoadContext):
+    if context.backend != "torch":
+        raise ValueError(f"model {spec.name}: the sam3 kind runs in process only (--backend torch)")
+    if context.dtype != "fp32":
+        raise ValueError(f"model {spec.name}: the sam3 kind runs in fp32 only (--dtype fp32)")
+    directory = Path(spec.weights)
+    if not (directory / "config.json").is_file():
+        raise ValueError(f"model {spec.name}: {directory} is not a save_pretrained directory (facebook/sam3 is gated on the "
+                         "Hub: accept its license, then `hf download facebook/sam3 --local-dir DIR` with a token)")
+    from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
+
+    return Sam3ConceptBackend.from_pretrained(directory, device=context.device, name=spec.name)
+
+
+KIND = register(ModelKind(
+    name="sam3",
+    summary="SAM 3: a mask for every instance of a phrase or of exemplar boxes (weights: a transformers "
+            "save_pretrained directory)",
+    capabilities=frozenset({SEGMENT_CONCEPTS}),
+    load=load,
+    heavy_stages=frozenset({"encode"}),
+    batches_on_cpu=False,
+    load_group="transformers",
+))
