@@ -58,6 +58,8 @@ class SegmentQuery:
     detector_model: str = ""
     refine_mask_id: str = ""  # a mask_id from an earlier response: its logits become the mask input
     exemplars: tuple[ExemplarPrompt, ...] = ()  # for a concept model
+    nms_iou_threshold: float = 0.0  # for a concept model
+    max_instances: int = 0  # for a concept model
 
 
 @dataclass(frozen=True)

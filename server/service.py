@@ -14,6 +14,7 @@ from typing import Awaitable, Sequence, TypeVar
 import numpy as np
 
 from labelgate.models.backend import ConceptItem, DecodedMasks, DecodeItem, Detection, DetectItem, ImageFeatures, ModelInfo, SamPrompt
+from labelgate.models.instance_nms import suppress
 from labelgate.models.kinds import CAPABILITIES, DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS
 from labelgate.server.cache import ByteLRUCache
 from labelgate.core.errors import InvalidInput, NotFound, NotReady, Unsupported
@@ -203,6 +204,7 @@ class LabelgateService:
         items = [ConceptItem(features, phrase, query.box_threshold, CONCEPT_MASK_THRESHOLD, boxes, labels) for phrase in phrases]
         found = await asyncio.gather(*(concepts.concepts.submit(item, deadline) for item in items))
         instances = [instance for per_phrase in found for instance in per_phrase]
+        instances = await asyncio.to_thread(suppress, instances, query.nms_iou_threshold, query.max_instances)
         objects = await self._timed("encode_masks", asyncio.to_thread(_encode_instances, instances, query.formats))
         return SegmentResult(request_image.image_id, request_image.width, request_image.height, objects, hit)
 

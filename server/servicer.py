@@ -50,6 +50,8 @@ class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
             detector_model=request.detector_model,
             refine_mask_id=request.refine_mask_id,
             exemplars=tuple(ExemplarPrompt(_box_from_pb(e.box), e.negative) for e in request.exemplars),
+            nms_iou_threshold=request.nms_iou_threshold,
+            max_instances=request.max_instances,
         )
         result = await self._ready_service().segment(query, _deadline(context))
         return pb.SegmentResponse(

@@ -16,6 +16,9 @@ from labelgate.server.refinement import MASK_ID_FORMAT, looks_like_mask_id
 DEFAULT_BOX_THRESHOLD = 0.35  # Grounding DINO's demo values, for a threshold left at 0
 DEFAULT_TEXT_THRESHOLD = 0.25
 DEFAULT_FORMATS = (COCO_RLE,)
+DEFAULT_NMS_IOU_THRESHOLD = 0.5  # concept instances of one phrase overlapping more than this are one
+DEFAULT_MAX_INSTANCES = 100
+MAX_INSTANCES_LIMIT = 1000
 _FORMAT_NAMES = {COCO_RLE: "COCO_RLE", POLYGONS: "POLYGONS", PNG: "PNG"}
 
 # Far above any real model name; a longer one is a mistake, not a name to look up and echo.
@@ -88,7 +91,12 @@ def checked_segment(query: SegmentQuery, limits: Limits) -> SegmentQuery:
     check_threshold(query.text_threshold, "text_threshold")
     if query.refine_mask_id:
         check_refinement(query)
-    return replace(query, formats=checked_formats(query.formats), **_thresholds(query))
+    check_threshold(query.nms_iou_threshold, "nms_iou_threshold")
+    if query.max_instances > MAX_INSTANCES_LIMIT:
+        raise InvalidInput(f"max_instances {query.max_instances} is over the limit of {MAX_INSTANCES_LIMIT} (0 = the default)")
+    return replace(query, formats=checked_formats(query.formats), **_thresholds(query),
+                   nms_iou_threshold=query.nms_iou_threshold or DEFAULT_NMS_IOU_THRESHOLD,
+                   max_instances=query.max_instances or DEFAULT_MAX_INSTANCES)
 
 
 def check_refinement(query: SegmentQuery) -> None:

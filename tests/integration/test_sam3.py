@@ -13,6 +13,7 @@ from server_process import start_server
 from tolerances import float32_rounding
 
 from labelgate.models.backend import ConceptItem
+from labelgate.models.instance_nms import suppress
 from labelgate.models.sam3.demo import write_sam3_demo_model
 from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
 from labelgate.server.service import CONCEPT_MASK_THRESHOLD
@@ -48,7 +49,10 @@ def _expected(backend, phrase: str, boxes=(), labels=()):
     return found
 
 
-def _assert_same(objects, instances):
+def _assert_same(objects, instances, nms_iou: float = 0.5, max_instances: int = 100):
+    """The server's objects are the backend's instances after mask-IoU NMS (defaults 0.5 and 100)."""
+    assert instances
+    instances = suppress(instances, nms_iou, max_instances)
     assert len(objects) == len(instances) > 0
     for obj, instance in zip(objects, instances):
         np.testing.assert_array_equal(decode_rle(obj.masks[0]), instance.mask)
@@ -66,6 +70,19 @@ def test_text_on_a_concept_model_returns_every_instance_of_each_phrase(stub, bac
                                            box_threshold=THRESHOLD), timeout=60)
     assert again.cache_hit and not response.cache_hit  # a second concept reuses the vision features
     _assert_same(again.objects, _expected(backend, "person"))
+
+
+def test_nms_and_the_instance_cap_are_set_per_request(stub, backend):
+    def segment(**fields):
+        request = pb.SegmentRequest(image=pb.Image(data=encode(IMAGE)), text="cat . dog .", model="concepts",
+                                    box_threshold=THRESHOLD, **fields)
+        return stub.Segment(request, timeout=60).objects
+
+    expected = _expected(backend, "cat") + _expected(backend, "dog")
+    _assert_same(segment(nms_iou_threshold=1.0), expected, nms_iou=1.0)  # 1.0 keeps every instance, best first
+    _assert_same(segment(nms_iou_threshold=0.05), expected, nms_iou=0.05)
+    _assert_same(segment(max_instances=1), expected, max_instances=1)
+    assert len(segment(max_instances=1)) == 1
 
 
 def test_exemplar_boxes_alone_and_with_text(stub, backend):
@@ -97,6 +114,9 @@ def test_text_without_a_concept_model_named_still_goes_to_the_detector(stub):
       "model": "concepts"}, grpc.StatusCode.INVALID_ARGUMENT, "cannot be combined with points or boxes"),
     ({"points": [pb.Point(x=1, y=1)], "model": "concepts"}, grpc.StatusCode.INVALID_ARGUMENT,
      "cannot give masks from points and boxes"),
+    ({"text": "cat", "model": "concepts", "max_instances": 5000}, grpc.StatusCode.INVALID_ARGUMENT, "max_instances 5000"),
+    ({"text": "cat", "model": "concepts", "nms_iou_threshold": 2.0}, grpc.StatusCode.INVALID_ARGUMENT,
+     "nms_iou_threshold must be between 0 and 1"),
 ])
 def test_concept_mistakes_are_the_callers(stub, fields, code, words):
     with pytest.raises(grpc.RpcError) as raised:

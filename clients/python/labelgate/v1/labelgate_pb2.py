@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clabelgate/v1/labelgate.proto\x12\x0clabelgate.v1\"5\n\x05Image\x12\x0e\n\x04\x64\x61ta\x18\x01 \x01(\x0cH\x00\x12\x12\n\x08image_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"/\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08negative\x18\x03 \x01(\x08\"A\n\x03\x42ox\x12\r\n\x05x_min\x18\x01 \x01(\x02\x12\r\n\x05y_min\x18\x02 \x01(\x02\x12\r\n\x05x_max\x18\x03 \x01(\x02\x12\r\n\x05y_max\x18\x04 \x01(\x02\"A\n\x0c\x45mbedRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.labelgate.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\"S\n\rEmbedResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\"\xe7\x02\n\x0eSegmentRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.labelgate.v1.Image\x12#\n\x06points\x18\x02 \x03(\x0b\x32\x13.labelgate.v1.Point\x12 \n\x05\x62oxes\x18\x03 \x03(\x0b\x32\x11.labelgate.v1.Box\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x18\n\x10multimask_output\x18\x05 \x01(\x08\x12)\n\x07\x66ormats\x18\x06 \x03(\x0e\x32\x18.labelgate.v1.MaskFormat\x12\x15\n\rbox_threshold\x18\x07 \x01(\x02\x12\x16\n\x0etext_threshold\x18\x08 \x01(\x02\x12\r\n\x05model\x18\t \x01(\t\x12\x16\n\x0e\x64\x65tector_model\x18\n \x01(\t\x12\x16\n\x0erefine_mask_id\x18\x0b \x01(\t\x12)\n\texemplars\x18\x0c \x03(\x0b\x32\x16.labelgate.v1.Exemplar\"<\n\x08\x45xemplar\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.labelgate.v1.Box\x12\x10\n\x08negative\x18\x02 \x01(\x08\"\'\n\x07\x43ocoRle\x12\x0c\n\x04size\x18\x01 \x03(\r\x12\x0e\n\x06\x63ounts\x18\x02 \x01(\t\"\'\n\x07Polygon\x12\x0e\n\x06points\x18\x01 \x03(\x02\x12\x0c\n\x04hole\x18\x02 \x01(\x08\"\xaf\x01\n\x04Mask\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x1f\n\x04\x62\x62ox\x18\x02 \x01(\x0b\x32\x11.labelgate.v1.Box\x12\"\n\x03rle\x18\x03 \x01(\x0b\x32\x15.labelgate.v1.CocoRle\x12\'\n\x08polygons\x18\x04 \x03(\x0b\x32\x15.labelgate.v1.Polygon\x12\x0b\n\x03png\x18\x05 \x01(\x0c\x12\x0c\n\x04\x61rea\x18\x06 \x01(\x04\x12\x0f\n\x07mask_id\x18\x07 \x01(\t\"\x7f\n\x0bObjectMasks\x12!\n\x05masks\x18\x01 \x03(\x0b\x32\x12.labelgate.v1.Mask\x12\r\n\x05label\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65tection_score\x18\x03 \x01(\x02\x12%\n\nprompt_box\x18\x04 \x01(\x0b\x32\x11.labelgate.v1.Box\"\x81\x01\n\x0fSegmentResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12*\n\x07objects\x18\x04 \x03(\x0b\x32\x19.labelgate.v1.ObjectMasks\x12\x11\n\tcache_hit\x18\x05 \x01(\x08\"\x7f\n\rDetectRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.labelgate.v1.Image\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rbox_threshold\x18\x03 \x01(\x02\x12\x16\n\x0etext_threshold\x18\x04 \x01(\x02\x12\r\n\x05model\x18\x05 \x01(\t\"I\n\tDetection\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.labelgate.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05label\x18\x03 \x01(\t\"n\n\x0e\x44\x65tectResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12+\n\ndetections\x18\x04 \x03(\x0b\x32\x17.labelgate.v1.Detection\"\x13\n\x11ListModelsRequest\"r\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.labelgate.v1.ModelInfo*1\n\nMaskFormat\x12\x0c\n\x08\x43OCO_RLE\x10\x00\x12\x0c\n\x08POLYGONS\x10\x01\x12\x07\n\x03PNG\x10\x02\x32\xab\x02\n\tLabelgate\x12@\n\x05\x45mbed\x12\x1a.labelgate.v1.EmbedRequest\x1a\x1b.labelgate.v1.EmbedResponse\x12\x46\n\x07Segment\x12\x1c.labelgate.v1.SegmentRequest\x1a\x1d.labelgate.v1.SegmentResponse\x12\x43\n\x06\x44\x65tect\x12\x1b.labelgate.v1.DetectRequest\x1a\x1c.labelgate.v1.DetectResponse\x12O\n\nListModels\x12\x1f.labelgate.v1.ListModelsRequest\x1a .labelgate.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clabelgate/v1/labelgate.proto\x12\x0clabelgate.v1\"5\n\x05Image\x12\x0e\n\x04\x64\x61ta\x18\x01 \x01(\x0cH\x00\x12\x12\n\x08image_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"/\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x10\n\x08negative\x18\x03 \x01(\x08\"A\n\x03\x42ox\x12\r\n\x05x_min\x18\x01 \x01(\x02\x12\r\n\x05y_min\x18\x02 \x01(\x02\x12\r\n\x05x_max\x18\x03 \x01(\x02\x12\r\n\x05y_max\x18\x04 \x01(\x02\"A\n\x0c\x45mbedRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.labelgate.v1.Image\x12\r\n\x05model\x18\x02 \x01(\t\"S\n\rEmbedResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\"\x99\x03\n\x0eSegmentRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.labelgate.v1.Image\x12#\n\x06points\x18\x02 \x03(\x0b\x32\x13.labelgate.v1.Point\x12 \n\x05\x62oxes\x18\x03 \x03(\x0b\x32\x11.labelgate.v1.Box\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x18\n\x10multimask_output\x18\x05 \x01(\x08\x12)\n\x07\x66ormats\x18\x06 \x03(\x0e\x32\x18.labelgate.v1.MaskFormat\x12\x15\n\rbox_threshold\x18\x07 \x01(\x02\x12\x16\n\x0etext_threshold\x18\x08 \x01(\x02\x12\r\n\x05model\x18\t \x01(\t\x12\x16\n\x0e\x64\x65tector_model\x18\n \x01(\t\x12\x16\n\x0erefine_mask_id\x18\x0b \x01(\t\x12)\n\texemplars\x18\x0c \x03(\x0b\x32\x16.labelgate.v1.Exemplar\x12\x19\n\x11nms_iou_threshold\x18\r \x01(\x02\x12\x15\n\rmax_instances\x18\x0e \x01(\r\"<\n\x08\x45xemplar\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.labelgate.v1.Box\x12\x10\n\x08negative\x18\x02 \x01(\x08\"\'\n\x07\x43ocoRle\x12\x0c\n\x04size\x18\x01 \x03(\r\x12\x0e\n\x06\x63ounts\x18\x02 \x01(\t\"\'\n\x07Polygon\x12\x0e\n\x06points\x18\x01 \x03(\x02\x12\x0c\n\x04hole\x18\x02 \x01(\x08\"\xaf\x01\n\x04Mask\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x1f\n\x04\x62\x62ox\x18\x02 \x01(\x0b\x32\x11.labelgate.v1.Box\x12\"\n\x03rle\x18\x03 \x01(\x0b\x32\x15.labelgate.v1.CocoRle\x12\'\n\x08polygons\x18\x04 \x03(\x0b\x32\x15.labelgate.v1.Polygon\x12\x0b\n\x03png\x18\x05 \x01(\x0c\x12\x0c\n\x04\x61rea\x18\x06 \x01(\x04\x12\x0f\n\x07mask_id\x18\x07 \x01(\t\"\x7f\n\x0bObjectMasks\x12!\n\x05masks\x18\x01 \x03(\x0b\x32\x12.labelgate.v1.Mask\x12\r\n\x05label\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65tection_score\x18\x03 \x01(\x02\x12%\n\nprompt_box\x18\x04 \x01(\x0b\x32\x11.labelgate.v1.Box\"\x81\x01\n\x0fSegmentResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12*\n\x07objects\x18\x04 \x03(\x0b\x32\x19.labelgate.v1.ObjectMasks\x12\x11\n\tcache_hit\x18\x05 \x01(\x08\"\x7f\n\rDetectRequest\x12\"\n\x05image\x18\x01 \x01(\x0b\x32\x13.labelgate.v1.Image\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x15\n\rbox_threshold\x18\x03 \x01(\x02\x12\x16\n\x0etext_threshold\x18\x04 \x01(\x02\x12\r\n\x05model\x18\x05 \x01(\t\"I\n\tDetection\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.labelgate.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05label\x18\x03 \x01(\t\"n\n\x0e\x44\x65tectResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12+\n\ndetections\x18\x04 \x03(\x0b\x32\x17.labelgate.v1.Detection\"\x13\n\x11ListModelsRequest\"r\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.labelgate.v1.ModelInfo*1\n\nMaskFormat\x12\x0c\n\x08\x43OCO_RLE\x10\x00\x12\x0c\n\x08POLYGONS\x10\x01\x12\x07\n\x03PNG\x10\x02\x32\xab\x02\n\tLabelgate\x12@\n\x05\x45mbed\x12\x1a.labelgate.v1.EmbedRequest\x1a\x1b.labelgate.v1.EmbedResponse\x12\x46\n\x07Segment\x12\x1c.labelgate.v1.SegmentRequest\x1a\x1d.labelgate.v1.SegmentResponse\x12\x43\n\x06\x44\x65tect\x12\x1b.labelgate.v1.DetectRequest\x1a\x1c.labelgate.v1.DetectResponse\x12O\n\nListModels\x12\x1f.labelgate.v1.ListModelsRequest\x1a .labelgate.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'labelgate.v1.labelgate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MASKFORMAT']._serialized_start=1830
-  _globals['_MASKFORMAT']._serialized_end=1879
+  _globals['_MASKFORMAT']._serialized_start=1880
+  _globals['_MASKFORMAT']._serialized_end=1929
   _globals['_IMAGE']._serialized_start=46
   _globals['_IMAGE']._serialized_end=99
   _globals['_POINT']._serialized_start=101
@@ -44,31 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDRESPONSE']._serialized_start=284
   _globals['_EMBEDRESPONSE']._serialized_end=367
   _globals['_SEGMENTREQUEST']._serialized_start=370
-  _globals['_SEGMENTREQUEST']._serialized_end=729
-  _globals['_EXEMPLAR']._serialized_start=731
-  _globals['_EXEMPLAR']._serialized_end=791
-  _globals['_COCORLE']._serialized_start=793
-  _globals['_COCORLE']._serialized_end=832
-  _globals['_POLYGON']._serialized_start=834
-  _globals['_POLYGON']._serialized_end=873
-  _globals['_MASK']._serialized_start=876
-  _globals['_MASK']._serialized_end=1051
-  _globals['_OBJECTMASKS']._serialized_start=1053
-  _globals['_OBJECTMASKS']._serialized_end=1180
-  _globals['_SEGMENTRESPONSE']._serialized_start=1183
-  _globals['_SEGMENTRESPONSE']._serialized_end=1312
-  _globals['_DETECTREQUEST']._serialized_start=1314
-  _globals['_DETECTREQUEST']._serialized_end=1441
-  _globals['_DETECTION']._serialized_start=1443
-  _globals['_DETECTION']._serialized_end=1516
-  _globals['_DETECTRESPONSE']._serialized_start=1518
-  _globals['_DETECTRESPONSE']._serialized_end=1628
-  _globals['_LISTMODELSREQUEST']._serialized_start=1630
-  _globals['_LISTMODELSREQUEST']._serialized_end=1649
-  _globals['_MODELINFO']._serialized_start=1651
-  _globals['_MODELINFO']._serialized_end=1765
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1767
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1828
-  _globals['_LABELGATE']._serialized_start=1882
-  _globals['_LABELGATE']._serialized_end=2181
+  _globals['_SEGMENTREQUEST']._serialized_end=779
+  _globals['_EXEMPLAR']._serialized_start=781
+  _globals['_EXEMPLAR']._serialized_end=841
+  _globals['_COCORLE']._serialized_start=843
+  _globals['_COCORLE']._serialized_end=882
+  _globals['_POLYGON']._serialized_start=884
+  _globals['_POLYGON']._serialized_end=923
+  _globals['_MASK']._serialized_start=926
+  _globals['_MASK']._serialized_end=1101
+  _globals['_OBJECTMASKS']._serialized_start=1103
+  _globals['_OBJECTMASKS']._serialized_end=1230
+  _globals['_SEGMENTRESPONSE']._serialized_start=1233
+  _globals['_SEGMENTRESPONSE']._serialized_end=1362
+  _globals['_DETECTREQUEST']._serialized_start=1364
+  _globals['_DETECTREQUEST']._serialized_end=1491
+  _globals['_DETECTION']._serialized_start=1493
+  _globals['_DETECTION']._serialized_end=1566
+  _globals['_DETECTRESPONSE']._serialized_start=1568
+  _globals['_DETECTRESPONSE']._serialized_end=1678
+  _globals['_LISTMODELSREQUEST']._serialized_start=1680
+  _globals['_LISTMODELSREQUEST']._serialized_end=1699
+  _globals['_MODELINFO']._serialized_start=1701
+  _globals['_MODELINFO']._serialized_end=1815
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1817
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1878
+  _globals['_LABELGATE']._serialized_start=1932
+  _globals['_LABELGATE']._serialized_end=2231
 # @@protoc_insertion_point(module_scope)

@@ -67,7 +67,7 @@ class EmbedResponse(_message.Message):
     def __init__(self, image_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("image", "points", "boxes", "text", "multimask_output", "formats", "box_threshold", "text_threshold", "model", "detector_model", "refine_mask_id", "exemplars")
+    __slots__ = ("image", "points", "boxes", "text", "multimask_output", "formats", "box_threshold", "text_threshold", "model", "detector_model", "refine_mask_id", "exemplars", "nms_iou_threshold", "max_instances")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     BOXES_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,8 @@ class SegmentRequest(_message.Message):
     DETECTOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     REFINE_MASK_ID_FIELD_NUMBER: _ClassVar[int]
     EXEMPLARS_FIELD_NUMBER: _ClassVar[int]
+    NMS_IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_INSTANCES_FIELD_NUMBER: _ClassVar[int]
     image: Image
     points: _containers.RepeatedCompositeFieldContainer[Point]
     boxes: _containers.RepeatedCompositeFieldContainer[Box]
@@ -92,7 +94,9 @@ class SegmentRequest(_message.Message):
     detector_model: str
     refine_mask_id: str
     exemplars: _containers.RepeatedCompositeFieldContainer[Exemplar]
-    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ..., multimask_output: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., model: _Optional[str] = ..., detector_model: _Optional[str] = ..., refine_mask_id: _Optional[str] = ..., exemplars: _Optional[_Iterable[_Union[Exemplar, _Mapping]]] = ...) -> None: ...
+    nms_iou_threshold: float
+    max_instances: int
+    def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ..., multimask_output: _Optional[bool] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., model: _Optional[str] = ..., detector_model: _Optional[str] = ..., refine_mask_id: _Optional[str] = ..., exemplars: _Optional[_Iterable[_Union[Exemplar, _Mapping]]] = ..., nms_iou_threshold: _Optional[float] = ..., max_instances: _Optional[int] = ...) -> None: ...
 
 class Exemplar(_message.Message):
     __slots__ = ("box", "negative")
