@@ -64,29 +64,13 @@ class Detector:
 
 
 @dataclass
-class ConceptSegmenter:
-    """A model that finds every instance of a concept: its feature cache, encoder and concept batchers."""
-
-    backend: ConceptSegmentationBackend
-    features: TieredFeatureCache
-    encoder: DynamicBatcher
-    concepts: DynamicBatcher
+class ConceptSegmenter(Segmenter):
+    """A model that finds every instance of a concept: its feature cache and encoder as a Segmenter's,
+    and its `decoder` batcher runs the concept queries."""
 
     @property
-    def info(self) -> ModelInfo:
-        return self.backend.info
-
-    def key(self, image_id: str) -> tuple[str, str, str]:
-        return (image_id, self.info.name, self.info.version)
-
-    def start(self) -> None:
-        self.encoder.start()
-        self.concepts.start()
-
-    async def close(self) -> None:
-        await self.encoder.close()
-        await self.concepts.close()
-        await self.features.close()
+    def concepts(self) -> DynamicBatcher:
+        return self.decoder
 
 
 @dataclass
