@@ -4,21 +4,14 @@ decoder) for quick clicks on CPUs, from a transformers `save_pretrained` directo
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from labelgate.models.in_process import pretrained_directory
 from labelgate.models.kinds import PROMPT_SEGMENT, LoadContext, ModelKind, register
 from labelgate.models.spec import ModelSpec
 
 
 def load(spec: ModelSpec, context: LoadContext):
-    if context.backend != "torch":
-        raise ValueError(f"model {spec.name}: the edgetam kind runs in process only (--backend torch)")
-    if context.dtype != "fp32":
-        raise ValueError(f"model {spec.name}: the edgetam kind runs in fp32 only (--dtype fp32)")
-    directory = Path(spec.weights)
-    if not (directory / "config.json").is_file():
-        raise ValueError(f"model {spec.name}: {directory} is not a save_pretrained directory "
-                         "(download yonigozlan/EdgeTAM-hf, e.g. `hf download yonigozlan/EdgeTAM-hf --local-dir DIR`)")
+    directory = pretrained_directory(spec, context, "edgetam", "download yonigozlan/EdgeTAM-hf, e.g. "
+                                     "`hf download yonigozlan/EdgeTAM-hf --local-dir DIR`")
     from labelgate.models.edgetam.torch_backend import EdgeTamTorchBackend
 
     return EdgeTamTorchBackend.from_pretrained(directory, device=context.device, name=spec.name)

@@ -3,21 +3,14 @@ from a transformers `save_pretrained` directory (`facebook/sam3` on the Hub, gat
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from labelgate.models.in_process import pretrained_directory
 from labelgate.models.kinds import SEGMENT_CONCEPTS, LoadContext, ModelKind, register
 from labelgate.models.spec import ModelSpec
 
 
 def load(spec: ModelSpec, context: LoadContext):
-    if context.backend != "torch":
-        raise ValueError(f"model {spec.name}: the sam3 kind runs in process only (--backend torch)")
-    if context.dtype != "fp32":
-        raise ValueError(f"model {spec.name}: the sam3 kind runs in fp32 only (--dtype fp32)")
-    directory = Path(spec.weights)
-    if not (directory / "config.json").is_file():
-        raise ValueError(f"model {spec.name}: {directory} is not a save_pretrained directory (facebook/sam3 is gated on the "
-                         "Hub: accept its license, then `hf download facebook/sam3 --local-dir DIR` with a token)")
+    directory = pretrained_directory(spec, context, "sam3", "facebook/sam3 is gated on the Hub: accept its license, "
+                                     "then `hf download facebook/sam3 --local-dir DIR` with a token")
     from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
 
     return Sam3ConceptBackend.from_pretrained(directory, device=context.device, name=spec.name)
