@@ -19,3 +19,16 @@ def weights_version(files: Iterable[Path], extra: Iterable[str] = ()) -> str:
     for item in extra:
         digest.update(item.encode())
     return digest.hexdigest()[:12]
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The files of a transformers `save_pretrained` directory that decide its outputs."""
+    files = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors or *.bin weights in {directory}")
+    return sorted(files + [directory / "config.json"])
+
+
+def pretrained_version(directory: Path) -> str:
+    """`weights_version` of a transformers `save_pretrained` directory."""
+    return weights_version(weight_files(directory))

@@ -36,7 +36,7 @@ _RESPONSE_FLUSH_S = 0.5
 
 
 def build_service(settings: Settings, metrics: Metrics, specs) -> LabelgateService:
-    """The service, expecting `specs`; each model joins it once loaded (`serve_model`)."""
+    """The service, expecting `specs`; each model joins it once loaded (`LabelgateService.serve`)."""
     images = ByteLRUCache("images", settings.image_cache_bytes, lambda image: len(image.data), metrics.cache)
     limits = Limits(max_points=settings.max_points, max_boxes=settings.max_boxes, max_image_pixels=settings.max_image_pixels)
     expected = [(spec.name, kinds.get(spec.kind).capabilities) for spec in specs]
@@ -92,7 +92,8 @@ class App:
 
     async def _load(self) -> None:
         """Loads every model side by side; each is served as soon as it is ready, SERVING once all are."""
-        specs = model_specs(self.settings)
+        # In a thread: the demo pair's weights may be written first, and health must keep answering.
+        specs = await asyncio.to_thread(model_specs, self.settings)
         if self.settings.demo_weights:
             log.warning("serving RANDOM demo weights from %s: masks and boxes are meaningless", self.settings.demo_weights)
         cache_bytes = cache_bytes_by_model(specs, self.settings.cache_bytes)

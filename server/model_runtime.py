@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from labelgate.models.backend import (
     Backend,
-    ConceptSegmentationBackend,
     DetectionBackend,
     ModelInfo,
     PromptSegmentationBackend,

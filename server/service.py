@@ -33,8 +33,7 @@ from labelgate.server.queries import (
     SegmentResult,
 )
 from labelgate.server.quoting import quoted
-from labelgate.server.refinement import RefinableMask, mask_logits_cache, new_mask_id
-from labelgate.server.settings import Settings
+from labelgate.server.refinement import RefinableMask, new_mask_id
 from labelgate.server.validation import (
     Limits,
     check_image_ref,
@@ -89,9 +88,8 @@ class LabelgateService:
     (`serve`); until then a request naming one gets NotReady, and the others are served."""
 
     def __init__(self, images: ByteLRUCache[StoredImage], limits: Limits, metrics: Metrics,
-                 expected: Sequence[tuple[str, frozenset[str]]], refinable: ByteLRUCache[RefinableMask] | None = None):
-        self.images, self.limits, self.metrics = images, limits, metrics
-        self.refinable = refinable if refinable is not None else mask_logits_cache(Settings.refine_cache_bytes, metrics.cache)
+                 expected: Sequence[tuple[str, frozenset[str]]], refinable: ByteLRUCache[RefinableMask]):
+        self.images, self.limits, self.metrics, self.refinable = images, limits, metrics, refinable
         self.segmenters: dict[str, Segmenter] = {}
         self.detectors: dict[str, Detector] = {}
         self.concept_models: dict[str, ConceptSegmenter] = {}

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo, PromptSegmentationBackend, SamPrompt
-from labelgate.models.grounding_dino.torch_backend import weight_files
 from labelgate.models.sam2.features import image_features
-from labelgate.models.weights_hash import weights_version
+from labelgate.models.weights_hash import pretrained_version
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class EdgeTamTorchBackend(PromptSegmentationBackend):
         from transformers import EdgeTamModel, Sam2Processor
 
         directory = Path(directory)
-        version = weights_version(weight_files(directory))
+        version = pretrained_version(directory)
         processor = Sam2Processor.from_pretrained(directory)
         model = EdgeTamModel.from_pretrained(directory).to(device)
         name = name or directory.resolve().name

@@ -188,13 +188,12 @@ def _load_models(args: argparse.Namespace):
 def _load_grounding_dino(directory: Path):
     from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-    from labelgate.models.grounding_dino.torch_backend import weight_files
-    from labelgate.models.weights_hash import weights_version
+    from labelgate.models.weights_hash import pretrained_version
 
     processor = AutoProcessor.from_pretrained(directory)
     model = GroundingDinoForObjectDetection.from_pretrained(directory).eval()
     # Name and version exactly as GroundingDinoBackend.from_pretrained gives them.
-    return model, processor, directory.resolve().name, weights_version(weight_files(directory))
+    return model, processor, directory.resolve().name, pretrained_version(directory)
 
 
 def _triton_repo(args: argparse.Namespace) -> int:

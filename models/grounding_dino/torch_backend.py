@@ -15,17 +15,10 @@ from labelgate.models.backend import Detection, DetectionBackend, DetectItem, Mo
 from labelgate.models.grounding_dino.processing import check_token_count, checked_caption, detections, model_inputs
 from labelgate.models.grounding_dino.processing import normalize_caption  # noqa: F401  (re-exported)
 from labelgate.models.grounding_dino.text_cache import DEFAULT_MAX_ENTRIES, install_text_cache
-from labelgate.models.weights_hash import weights_version
+from labelgate.models.weights_hash import pretrained_version
 
 log = logging.getLogger(__name__)
 
-
-
-def weight_files(directory: Path) -> list[Path]:
-    files = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("*.bin"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors or *.bin weights in {directory}")
-    return sorted(files + [directory / "config.json"])
 
 
 class GroundingDinoBackend(DetectionBackend):
@@ -56,7 +49,7 @@ class GroundingDinoBackend(DetectionBackend):
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
         directory = Path(directory)
-        version = weights_version(weight_files(directory))
+        version = pretrained_version(directory)
         processor = AutoProcessor.from_pretrained(directory)
         model = GroundingDinoForObjectDetection.from_pretrained(directory).to(device).eval()
         name = name or directory.resolve().name

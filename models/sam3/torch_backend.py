@@ -17,10 +17,9 @@ import torch
 
 from labelgate.core.errors import InvalidInput
 from labelgate.models.backend import ConceptInstance, ConceptItem, ConceptSegmentationBackend, ModelInfo
-from labelgate.models.grounding_dino.torch_backend import weight_files
 from labelgate.models.sam3.concepts import ConceptImageFeatures
 from labelgate.models.sam3.text_cache import DEFAULT_MAX_ENTRIES, PhraseCache
-from labelgate.models.weights_hash import weights_version
+from labelgate.models.weights_hash import pretrained_version
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class Sam3ConceptBackend(ConceptSegmentationBackend):
         from transformers import Sam3Model, Sam3Processor
 
         directory = Path(directory)
-        version = weights_version(weight_files(directory))
+        version = pretrained_version(directory)
         processor = Sam3Processor.from_pretrained(directory)
         model = Sam3Model.from_pretrained(directory).to(device)
         name = name or directory.resolve().name

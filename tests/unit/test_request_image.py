@@ -16,6 +16,7 @@ from labelgate.server import service as service_module
 from labelgate.server.cache import ByteLRUCache
 from labelgate.server.metrics import Metrics
 from labelgate.server.queries import ImageRef
+from labelgate.server.refinement import mask_logits_cache
 from labelgate.server.service import LabelgateService
 from labelgate.server.validation import Limits
 
@@ -57,7 +58,7 @@ def decodes(monkeypatch) -> Decodes:
 def service() -> LabelgateService:
     images = ByteLRUCache("images", 10_000_000, lambda stored: len(stored.data))
     # No model is served: the image is found in the image cache.
-    return LabelgateService(images, Limits(), Metrics(), expected=[])
+    return LabelgateService(images, Limits(), Metrics(), expected=[], refinable=mask_logits_cache(1 << 20))
 
 
 async def stored_image(service: LabelgateService, decodes: Decodes):
