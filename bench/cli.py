@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+SECTIONS = ("main", "concepts")  # concepts: SAM 3's rows, slow at its real size (opt-in)
+
 
 def _bench(args: argparse.Namespace) -> int:
     from labelgate.bench.runner import run
@@ -19,7 +21,8 @@ def _bench(args: argparse.Namespace) -> int:
         from labelgate.bench.soak_bench import run as run_soak
 
         return run_soak(Path(args.out), Path(args.work), args.soak, args.quick, args.device)
-    return run(Path(args.out), Path(args.work), args.quick, args.device, args.rounds, args.gpu_budget_s)
+    return run(Path(args.out), Path(args.work), args.quick, args.device, args.rounds, args.gpu_budget_s,
+               tuple(dict.fromkeys(args.sections)))
 
 
 def add_parser(commands) -> None:
@@ -35,6 +38,10 @@ def add_parser(commands) -> None:
     parser.add_argument("--work", default=".build/bench", help="model files and server logs (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds for the latency rows")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=["main"],
+                        help="what to measure: main (the table, EdgeTAM's row included) and/or concepts (SAM 3 against "
+                        "Grounding DINO + SAM 2, at their real sizes: slow, about 10 minutes on 2 cores) "
+                        "(default: %(default)s)")
     parser.add_argument("--gpu-budget-s", type=float, default=300.0,
                         help="with CUDA: stop starting GPU measures (backends, then TensorRT engines) after this long; "
                         "the ones left read n/a (default: %(default)s)")

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from labelgate.bench.baseline_server import start_baseline
 from labelgate.bench.report import gpu_table, table, write_chart, write_json
+from labelgate.bench.concept_scenarios import ConceptScenarios
 from labelgate.bench.scenarios import Scenarios, Servers
-from labelgate.bench.setup import FULL, QUICK, Models, Plan, prepare_models
+from labelgate.bench.rows import Row
+from labelgate.bench.setup import FULL, QUICK, ConceptModels, Models, Plan, prepare_concept_models, prepare_models
 from labelgate.server.launcher import start_server
 from labelgate.server.settings import Settings
 
@@ -24,14 +26,15 @@ TABLE_FILE, JSON_FILE, CHART_FILE = "bench.md", "bench.json", "bench.png"
 def _start_servers(models: Models, work: Path, device: str) -> Servers:
     """The labelgate servers run the serve defaults (the launcher's test delay undone), but for one
     flag each: --max-batch-size 1 (batching off), --heavy-stage-priority normal (every stage at the
-    same priority). `work` must be fresh: the launcher takes an
+    same priority); the batched one also serves EdgeTAM. `work` must be fresh: the launcher takes an
     existing port file for its server's."""
-    common = [*models.serve_flags(), "--device", device, "--max-batch-delay-ms", str(Settings.max_batch_delay_ms)]
+    common = ["--device", device, "--max-batch-delay-ms", str(Settings.max_batch_delay_ms)]
+    pair = [*models.serve_flags(), *common]
     with ThreadPoolExecutor(4) as pool:
         futures = [
-            pool.submit(start_server, work / "labelgate-batched", None, *common),
-            pool.submit(start_server, work / "labelgate-unbatched", None, *common, "--max-batch-size", "1"),
-            pool.submit(start_server, work / "labelgate-equal-priority", None, *common, "--heavy-stage-priority", "normal"),
+            pool.submit(start_server, work / "labelgate-batched", None, *models.with_edgetam_flags(), *common),
+            pool.submit(start_server, work / "labelgate-unbatched", None, *pair, "--max-batch-size", "1"),
+            pool.submit(start_server, work / "labelgate-equal-priority", None, *pair, "--heavy-stage-priority", "normal"),
             pool.submit(start_baseline, work / "baseline", models.sam2_config, models.sam2_checkpoint,
                         models.sam2_overrides, device),
         ]
@@ -60,7 +63,45 @@ def _gpu_rows(models: Models, plan: Plan, work: Path, quick: bool, budget_s: flo
     return rows
 
 
-def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = None, gpu_budget_s: float = 300.0) -> int:
+def _main_section(models: Models, plan: Plan, run_dir: Path, device: str) -> tuple[list[Row], Scenarios]:
+    servers = _start_servers(models, run_dir, device)
+    rows: list[Row] = []
+    try:
+        scenarios = Scenarios(plan, models, servers, run_dir, device)
+        for step in (scenarios.repeat_click, scenarios.versus_baseline, scenarios.service_overhead, scenarios.batching,
+                     scenarios.payload, scenarios.text_to_masks, scenarios.click_under_load, scenarios.edgetam_cold_click):
+            rows += _measured(step)
+    finally:
+        for server in (servers.batched, servers.unbatched, servers.equal_priority, servers.baseline):
+            server.stop()
+    return rows, scenarios
+
+
+def _concept_section(concept_models: ConceptModels, plan: Plan, run_dir: Path, device: str,
+                     quick: bool) -> tuple[list[Row], ConceptScenarios]:
+    """SAM 3 and the default pair in one more server, started once the main section's are stopped."""
+    print(f"  concept section: {concept_models.description}; starting a server", flush=True)
+    # --no-warmup: the section's own warm-up round makes the first calls; the server's would run SAM 3's
+    # backbone once more, and would try a click on a SAM 3 without tracker weights, which it refuses.
+    server = start_server(run_dir / "labelgate-concepts", None, *concept_models.serve_flags(), "--device", device,
+                          "--max-batch-delay-ms", str(Settings.max_batch_delay_ms), "--no-warmup")
+    try:
+        scenarios = ConceptScenarios(plan, server.stub(), quick)
+        rows = _measured(scenarios.concept_rows)
+    finally:
+        server.stop()
+    return rows, scenarios
+
+
+def _measured(step) -> list:
+    started = time.monotonic()
+    result = step()
+    print(f"  measured {step.__name__.replace('_', ' ')} ({time.monotonic() - started:.0f} s)", flush=True)
+    return result if isinstance(result, list) else [result]
+
+
+def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = None, gpu_budget_s: float = 300.0,
+        sections: tuple[str, ...] = ("main",)) -> int:
     import torch
 
     plan: Plan = QUICK if quick else FULL
@@ -72,35 +113,31 @@ def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = No
     work.mkdir(parents=True, exist_ok=True)
     models = prepare_models(work, quick)
     print(f"labelgate bench: {models.description}; {plan.image_size[0]}x{plan.image_size[1]} JPEG; device {device}; "
-          f"{os.cpu_count()} CPU cores; starting servers", flush=True)
+          f"{os.cpu_count()} CPU cores; sections {', '.join(sections)}", flush=True)
     run_dir = work / "run"  # server logs and port files of this run only
     shutil.rmtree(run_dir, ignore_errors=True)
-    servers = _start_servers(models, run_dir, device)
-    try:
-        scenarios = Scenarios(plan, models, servers, run_dir, device)
-        rows = []
-        for step in (scenarios.repeat_click, scenarios.versus_baseline, scenarios.service_overhead, scenarios.batching,
-                     scenarios.payload, scenarios.text_to_masks, scenarios.click_under_load):
-            started = time.monotonic()
-            result = step()
-            print(f"  measured {step.__name__.replace('_', ' ')} ({time.monotonic() - started:.0f} s)", flush=True)
-            rows += result if isinstance(result, list) else [result]
-    finally:
-        for server in (servers.batched, servers.unbatched, servers.equal_priority, servers.baseline):
-            server.stop()
-    gpu = _gpu_rows(models, plan, work, quick, gpu_budget_s) if device.startswith("cuda") else []
+    rows, samples, throughput, description = [], {}, {}, models.description
+    if "main" in sections:
+        rows, main = _main_section(models, plan, run_dir, device)
+        samples, throughput = main.samples, main.throughput
+    if "concepts" in sections:
+        concept_models = prepare_concept_models(work, quick, models)
+        concept_rows, concepts = _concept_section(concept_models, plan, run_dir, device, quick)
+        rows, samples = rows + concept_rows, {**samples, **concepts.samples}
+        description += f"; concepts: {concept_models.description}"
+    gpu = _gpu_rows(models, plan, work, quick, gpu_budget_s) if device.startswith("cuda") and "main" in sections else []
     config = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "models": models.description, "quick": quick, "device": device, "cpu_cores": os.cpu_count(),
+        "models": description, "quick": quick, "device": device, "cpu_cores": os.cpu_count(),
         "machine": platform.platform(), "torch": torch.__version__, "image_size": list(plan.image_size),
-        "plan": plan.__dict__,
+        "plan": plan.__dict__, "sections": list(sections),
     }
     text = table(rows, absolute=device.startswith("cuda"))
     if gpu:
         text += "\n\n" + gpu_table(gpu)
     (out / TABLE_FILE).write_text(text + "\n")
-    write_json(out / JSON_FILE, config, rows, scenarios.throughput, scenarios.samples, gpu)
-    write_chart(out / CHART_FILE, f"labelgate bench: {models.description}, {device}", scenarios.samples, scenarios.throughput)
+    write_json(out / JSON_FILE, config, rows, throughput, samples, gpu)
+    write_chart(out / CHART_FILE, f"labelgate bench: {description}, {device}", samples, throughput)
     print(text)
     print(f"\nwrote {out / TABLE_FILE}, {out / JSON_FILE}, {out / CHART_FILE}")
     return 0

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from labelgate.bench.baseline_server import BaselineProcess
+from labelgate.bench.edgetam_vs_sam2 import TARGET as EDGETAM_TARGET
 from labelgate.bench.images import click_point, jpeg, object_masks, scene
 from labelgate.bench.rows import Row
-from labelgate.bench.setup import Models, Plan
+from labelgate.bench.setup import EDGETAM_NAME, Models, Plan
 from labelgate.bench.timing import interleaved, median, throughput
 from labelgate.server.launcher import ServerProcess
 from labelgate.server.masks import COCO_RLE, encode_mask
@@ -70,9 +71,9 @@ class Scenarios:
     def _new_image(self) -> bytes:
         return jpeg(scene(next(self._seeds), self.width, self.height))
 
-    def _click(self, stub, image: pb.Image, point: tuple[float, float] | None = None) -> pb.SegmentResponse:
+    def _click(self, stub, image: pb.Image, point: tuple[float, float] | None = None, model: str = "") -> pb.SegmentResponse:
         x, y = point or click_point(next(self._clicks), self.width, self.height)
-        return stub.Segment(pb.SegmentRequest(image=image, points=[pb.Point(x=x, y=y)]))
+        return stub.Segment(pb.SegmentRequest(image=image, points=[pb.Point(x=x, y=y)], model=model))
 
     def _repeat_click(self, stub=None) -> pb.SegmentResponse:
         return self._click(stub or self.stub, pb.Image(image_id=self.warm_id))
@@ -97,6 +98,28 @@ class Scenarios:
         repeat, cold = median(samples["repeat click"]), median(samples["cold click"])
         return Row("repeat_click", "Repeat click", "p50 click on an embedded image / p50 cold click", repeat / cold,
                    ("<=", 0.03), {"repeat click": repeat, "cold click": cold})
+
+    def edgetam_cold_click(self) -> Row:
+        """Cold clicks (a new image each: encoder + one-point decode) on EdgeTAM and on the default SAM 2,
+        served by the same server; each side gets its own new images, so neither finds the other's
+        decoded pixels in the image cache."""
+        edgetam = self._click(self.stub, pb.Image(data=self._new_image()), model=EDGETAM_NAME)  # untimed first call
+        if len(edgetam.objects) != 1:
+            raise RuntimeError(f"an EdgeTAM click gave {len(edgetam.objects)} objects, not one")
+        images = {side: iter([self._new_image() for _ in range(self.plan.rounds)]) for side in ("edgetam", "sam2")}
+        samples = interleaved(
+            {
+                "EdgeTAM cold click": lambda: self._click(self.stub, pb.Image(data=next(images["edgetam"])),
+                                                          model=EDGETAM_NAME),
+                "SAM 2 cold click": lambda: self._click(self.stub, pb.Image(data=next(images["sam2"]))),
+            },
+            self.plan.rounds,
+        )
+        self._keep(samples)
+        edgetam_p50, sam2_p50 = median(samples["EdgeTAM cold click"]), median(samples["SAM 2 cold click"])
+        return Row("edgetam_cold_click", "EdgeTAM cold click",
+                   "p50 EdgeTAM cold click / p50 SAM 2.1 cold click (new image each; through the same server)",
+                   edgetam_p50 / sam2_p50, EDGETAM_TARGET, {"EdgeTAM cold click": edgetam_p50, "SAM 2 cold click": sam2_p50})
 
     def versus_baseline(self) -> Row:
         samples = interleaved(

@@ -2,8 +2,8 @@
 
 SAM 2.1 checkpoints are the `{'model': state_dict}` .pt files of facebookresearch/sam2
 (`checkpoints/download_ckpts.sh`), each paired with the config bundled in the `sam2` package.
-Grounding DINO models are the transformers `save_pretrained` repositories of IDEA-Research on the
-Hugging Face Hub.
+Grounding DINO, SAM 3 and EdgeTAM are transformers `save_pretrained` repositories on the Hugging Face
+Hub (IDEA-Research/grounding-dino-*, facebook/sam3, which is gated, and yonigozlan/EdgeTAM-hf).
 
 Nothing here touches the network or imports torch; `labelgate.models.weights` does the fetching.
 """
@@ -41,15 +41,16 @@ class Sam2Spec:
 
 
 @dataclass(frozen=True)
-class GroundingDinoSpec:
-    """A Grounding DINO model: a Hugging Face Hub repository in transformers `save_pretrained` format."""
+class HubSpec:
+    """A Hugging Face Hub repository in transformers `save_pretrained` format: Grounding DINO, SAM 3
+    or EdgeTAM (`kind`; `labelgate.models.weights.HUB_LAYOUTS` says what each must hold)."""
 
     name: str
     repo_id: str
+    kind: str  # grounding-dino, sam3, edgetam
     revision: str | None = None  # None: the repository's default branch
+    gated: bool = False  # the Hub serves it only to accounts that accepted its license, with a token
     description: str = ""
-
-    kind = "grounding-dino"
 
     @property
     def source(self) -> str:
@@ -60,7 +61,7 @@ class GroundingDinoSpec:
         return Path(weights_dir) / self.name
 
 
-Spec = Union[Sam2Spec, GroundingDinoSpec]
+Spec = Union[Sam2Spec, HubSpec]
 
 
 def _sam2(size: str, short: str, description: str) -> Sam2Spec:
@@ -81,12 +82,20 @@ SAM2_SPECS: tuple[Sam2Spec, ...] = (
     _sam2("large", "l", "SAM 2.1 Hiera-L, 224M params, ~860 MB"),
 )
 
-GROUNDING_DINO_SPECS: tuple[GroundingDinoSpec, ...] = (
-    GroundingDinoSpec("grounding-dino-tiny", "IDEA-Research/grounding-dino-tiny", description="Swin-T backbone, ~690 MB"),
-    GroundingDinoSpec("grounding-dino-base", "IDEA-Research/grounding-dino-base", description="Swin-B backbone, ~930 MB"),
+def _grounding_dino(size: str, description: str) -> HubSpec:
+    return HubSpec(f"grounding-dino-{size}", f"IDEA-Research/grounding-dino-{size}", "grounding-dino", description=description)
+
+
+GROUNDING_DINO_SPECS: tuple[HubSpec, ...] = (
+    _grounding_dino("tiny", "Swin-T backbone, ~690 MB"),
+    _grounding_dino("base", "Swin-B backbone, ~930 MB"),
 )
 
-SPECS: dict[str, Spec] = {spec.name: spec for spec in (*SAM2_SPECS, *GROUNDING_DINO_SPECS)}
+SAM3_SPEC = HubSpec("sam3", "facebook/sam3", "sam3", gated=True,
+                    description="SAM 3: concepts and clicks, ~3.4 GB (gated: accept its license, set HF_TOKEN)")
+EDGETAM_SPEC = HubSpec("edgetam", "yonigozlan/EdgeTAM-hf", "edgetam", description="EdgeTAM: clicks, RepViT-M1 encoder for CPUs")
+
+SPECS: dict[str, Spec] = {spec.name: spec for spec in (*SAM2_SPECS, *GROUNDING_DINO_SPECS, SAM3_SPEC, EDGETAM_SPEC)}
 
 DEFAULT_SAM2 = "sam2.1-hiera-tiny"
 DEFAULT_GROUNDING_DINO = "grounding-dino-tiny"

@@ -1,8 +1,8 @@
 """Small random-weight checkpoints in the official formats, for offline demos and tests.
 
-The architectures are the real ones (sam2's Hiera SAM 2, transformers' Grounding DINO), just
-shrunk; the files load through exactly the code that loads official weights. Masks and boxes
-from them are meaningless.
+The architectures are the real ones (sam2's Hiera SAM 2, transformers' Grounding DINO, SAM 3 and
+EdgeTAM), just shrunk; the files load through exactly the code that loads official weights. Masks
+and boxes from them are meaningless.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 SAM2_DEMO_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 # The smallest SAM 2 seen to work: 256 px input, one block per Hiera stage.
@@ -22,6 +23,9 @@ SAM2_DEMO_OVERRIDES = (
 
 SAM2_DEMO_FILENAME = "sam2_demo.pt"
 GROUNDING_DINO_DEMO_DIRNAME = "grounding_dino_demo"
+# Served next to the default pair (by kind: sam3, edgetam); models/sam3/demo.py and models/edgetam/demo.py.
+SAM3_DEMO_DIRNAME = "sam3_demo"
+EDGETAM_DEMO_DIRNAME = "edgetam_demo"
 
 # Token ids Grounding DINO hard-codes: [CLS] 101, [SEP] 102, "." 1012, "?" 1029.
 _SPECIAL_IDS = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 1012: ".", 1029: "?"}
@@ -92,40 +96,73 @@ def write_grounding_dino_demo_model(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-
 def demo_paths(directory: Path | str) -> tuple[Path, Path]:
-    """(SAM 2 checkpoint, Grounding DINO directory) of the demo weights in `directory`."""
+    """(SAM 2 checkpoint, Grounding DINO directory) of the demo weights in `directory`: the default pair."""
     directory = Path(directory)
     return directory / SAM2_DEMO_FILENAME, directory / GROUNDING_DINO_DEMO_DIRNAME
 
 
-def demo_present(directory: Path | str) -> tuple[bool, bool]:
+def extra_demo_paths(directory: Path | str) -> dict[str, Path]:
+    """The demo models served next to the default pair, by kind: SAM 3 and EdgeTAM directories."""
+    directory = Path(directory)
+    return {"sam3": directory / SAM3_DEMO_DIRNAME, "edgetam": directory / EDGETAM_DEMO_DIRNAME}
+
+
+def demo_present(directory: Path | str) -> dict[Path, bool]:
+    """Whether each demo model (the pair, then the extras) is complete in `directory`."""
     sam2, gdino = demo_paths(directory)
-    return sam2.is_file(), (gdino / "config.json").is_file() and (gdino / "model.safetensors").is_file()
+    present = {sam2: sam2.is_file()}
+    for path in (gdino, *extra_demo_paths(directory).values()):
+        present[path] = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    return present
+
+
+def _model_writers(seed: int) -> dict[str, Callable[[Path], Path]]:
+    from labelgate.models.edgetam.demo import write_edgetam_demo_model
+    from labelgate.models.sam3.demo import write_sam3_demo_model
+
+    return {
+        GROUNDING_DINO_DEMO_DIRNAME: lambda path: write_grounding_dino_demo_model(path, seed=seed),
+        SAM3_DEMO_DIRNAME: lambda path: write_sam3_demo_model(path, seed=seed),
+        EDGETAM_DEMO_DIRNAME: lambda path: write_edgetam_demo_model(path, seed=seed),
+    }
 
 
 def ensure_demo_weights(directory: Path | str, seed: int = 0) -> tuple[Path, Path]:
-    """Write the random-weight demo models into `directory` unless already there; return
-    `demo_paths(directory)`. Each is written under a temporary name and renamed into place, so an
-    interrupted run never leaves a half-written model that looks present."""
+    """Write the random-weight demo models (the pair and the extras) into `directory` unless already
+    there; return `demo_paths(directory)`. Each is written under a temporary name and renamed into
+    place, so an interrupted run never leaves a half-written model that looks present."""
+    directory = Path(directory)
+    present = demo_present(directory)
     sam2, gdino = demo_paths(directory)
-    sam2_ok, gdino_ok = demo_present(directory)
-    sam2.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     suffix = f".part-{os.getpid()}"
-    if not sam2_ok:
+    if not present[sam2]:
         part = sam2.with_name(sam2.name + suffix)
         try:
             write_sam2_demo_checkpoint(part, seed=seed)
             os.replace(part, sam2)
         finally:
             part.unlink(missing_ok=True)
-    if not gdino_ok:
-        part = gdino.with_name(gdino.name + suffix)
+    missing = [path for path, ok in present.items() if not ok and path != sam2]
+    writers = _model_writers(seed) if missing else {}
+    for path in missing:
+        part = path.with_name(path.name + suffix)
         try:
-            write_grounding_dino_demo_model(part, seed=seed)
-            if gdino.exists():  # an incomplete earlier attempt
-                shutil.rmtree(gdino)
-            os.replace(part, gdino)
+            writers[path.name](part)
+            _install_directory(part, path)
         finally:
             shutil.rmtree(part, ignore_errors=True)
     return sam2, gdino
+
+
+def _install_directory(part: Path, path: Path) -> None:
+    """Rename a complete `part` into place, over an incomplete earlier attempt. Where another
+    process installed its copy first (servers started together), that copy is kept."""
+    if path.exists() and not demo_present(path.parent)[path]:
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        os.replace(part, path)
+    except OSError:
+        if not demo_present(path.parent)[path]:
+            raise

@@ -20,10 +20,12 @@ from labelgate.models.spec import ModelSpec
 PROMPT_SEGMENT = "segment_prompts"  # encode(images) -> features, cached; decode(features + points/boxes) -> masks
 DETECT = "detect"  # detect(images + caption) -> boxes, scores, phrases
 SEGMENT_CONCEPTS = "segment_concepts"  # encode(images), cached; segment_concepts(features + phrase/exemplars) -> instances
+TRACK = "track_video"  # open_video(frames) -> a session: prompts on any frame, masks propagated (labelgate.models.video_tracking)
 CAPABILITIES = {
     PROMPT_SEGMENT: "masks from points and boxes, on cached image features",
     DETECT: "boxes from a text prompt",
     SEGMENT_CONCEPTS: "a mask for every instance of a concept (a phrase or exemplar boxes)",
+    TRACK: "objects tracked through a video from prompts on any frame",
 }
 
 

@@ -2,15 +2,18 @@
 
     fetch("sam2.1-hiera-tiny", "weights")    # -> weights/sam2.1_hiera_tiny.pt
     fetch("grounding-dino-tiny", "weights")  # -> weights/grounding-dino-tiny/
+    fetch("sam3", "weights")                 # -> weights/sam3/ (gated: accept the license, set HF_TOKEN)
 
 A SAM 2 checkpoint is streamed to `<file>.part`, checked by building the architecture from its
 bundled config and loading it strictly through sam2's own code, and only then renamed into
-place; a Grounding DINO model is a `huggingface_hub.snapshot_download` into its own directory,
-checked by its config and safetensors headers. Anything already present that verifies is not
-downloaded again.
+place; a Hub model (Grounding DINO, SAM 3, EdgeTAM) is a `huggingface_hub.snapshot_download` into
+its own directory, checked by its config, safetensors headers and processor files. Anything
+already present that verifies is not downloaded again.
 
 Without a network every fetch fails fast with `NoNetworkError`, whose message says where to get
-the files by hand and points at `labelgate weights demo` for offline random weights.
+the files by hand and points at `labelgate weights demo` for offline random weights. A Hub answer
+of 401/403 (a gated model without an accepted license or token) is `HubAccessError`, whose
+message says how to get access.
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from labelgate.models import checkpoints
-from labelgate.models.checkpoints import GroundingDinoSpec, Sam2Spec, Spec
+from labelgate.models.checkpoints import HubSpec, Sam2Spec, Spec
 
 CONNECT_TIMEOUT_S = 15.0  # urllib applies it to the connect and to each read of the stream
 CHUNK_BYTES = 1 << 20
 
-# What `snapshot_download` fetches of a Grounding DINO repository: the safetensors weights (not
-# the duplicate pytorch_model.bin), the config, and the processor/tokenizer files.
-GROUNDING_DINO_FILES = [
+# What `snapshot_download` fetches of a Hub repository: the safetensors weights (not a duplicate
+# pytorch_model.bin or facebook/sam3's original sam3.pt), the config, and the processor/tokenizer
+# files (BERT's vocab.txt for Grounding DINO, CLIP's vocab.json + merges.txt for SAM 3).
+HUB_FILES = [
     "config.json",
     "*.safetensors",
     "model.safetensors.index.json",
@@ -42,6 +47,8 @@ GROUNDING_DINO_FILES = [
     "processor_config.json",
     "tokenizer*",
     "vocab.txt",
+    "vocab.json",
+    "merges.txt",
     "special_tokens_map.json",
 ]
 
@@ -54,17 +61,23 @@ class NoNetworkError(WeightsError):
     """The download server cannot be reached (no network, DNS, proxy, firewall, offline mode)."""
 
 
+class HubAccessError(WeightsError):
+    """The Hub refused the download (401/403): a gated model whose license this account has not
+    accepted, or no (or a wrong) token."""
+
+
 def _spec(name_or_spec: str | Spec) -> Spec:
     return checkpoints.get(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
 
 
 def fetch(name: str | Spec, weights_dir: Path | str, *, force: bool = False, progress: bool = True) -> Path:
     """Download a known checkpoint into `weights_dir` (unless it is already there and verifies)
-    and return its local path: the .pt file for SAM 2, the model directory for Grounding DINO.
+    and return its local path: the .pt file for SAM 2, the model directory for a Hub model.
 
     `name` is a checkpoint name (models.checkpoints) (or a spec). `force` downloads again even if a valid copy exists.
-    Raises KeyError for an unknown name, NoNetworkError when the server cannot be reached, and
-    WeightsError when the download fails or does not verify."""
+    Raises KeyError for an unknown name, NoNetworkError when the server cannot be reached,
+    HubAccessError when the Hub refuses access (gated), and WeightsError when the download fails
+    or does not verify."""
     spec = _spec(name)
     path = spec.local_path(weights_dir)
     redownload = force
@@ -82,7 +95,7 @@ def fetch(name: str | Spec, weights_dir: Path | str, *, force: bool = False, pro
     if isinstance(spec, Sam2Spec):
         _fetch_sam2(spec, path, progress)
     else:
-        _fetch_grounding_dino(spec, path, progress, redownload)
+        _fetch_hub(spec, path, progress, redownload)
     _say(progress, f"{spec.name}: verified, at {path}")
     return path
 
@@ -93,7 +106,7 @@ def verify(name: str | Spec, path: Path | str) -> None:
     if isinstance(spec, Sam2Spec):
         verify_sam2(path, spec.config, spec.overrides)
     else:
-        verify_grounding_dino(path)
+        verify_pretrained(path, spec.kind)
 
 
 def is_present(name: str | Spec, weights_dir: Path | str) -> bool:
@@ -198,18 +211,44 @@ def _download(spec: Sam2Spec, part: Path, path: Path, progress: bool) -> None:
         )
 
 
-# --- Grounding DINO ------------------------------------------------------------------------------
+# --- Hub models: Grounding DINO, SAM 3, EdgeTAM -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _HubLayout:
+    """What a transformers `save_pretrained` directory of one kind must hold, besides config.json and
+    complete safetensors weights: each entry of `files` is a group of names of which one must exist."""
+
+    title: str
+    model_types: tuple[str, ...]  # config.json's model_type, one of these
+    files: tuple[tuple[str, tuple[str, ...]], ...]  # (what it is, any of these names)
+
+
+_PROCESSOR = ("image processor config", ("preprocessor_config.json", "processor_config.json"))
+HUB_LAYOUTS = {
+    "grounding-dino": _HubLayout("Grounding DINO", ("grounding-dino",),
+                                 (("tokenizer", ("tokenizer.json", "vocab.txt")), _PROCESSOR)),
+    # facebook/sam3 is a sam3_video config (detector + tracker); a bare Sam3Model save is sam3 (concepts only).
+    "sam3": _HubLayout("SAM 3", ("sam3_video", "sam3"), (("tokenizer", ("tokenizer.json", "vocab.json")), _PROCESSOR)),
+    "edgetam": _HubLayout("EdgeTAM", ("edgetam",), (_PROCESSOR,)),
+}
 
 
 def verify_grounding_dino(directory: Path | str) -> None:
-    """Check that `directory` is a transformers Grounding DINO: its config says so, its
-    safetensors files are complete (headers cover the files), and the processor files exist.
-    Cheap: no weights are read."""
+    verify_pretrained(directory, "grounding-dino")
+
+
+def verify_pretrained(directory: Path | str, kind: str) -> None:
+    """Check that `directory` is a transformers model of `kind` (a key of HUB_LAYOUTS): its config
+    loads and says so, its safetensors files are complete (headers cover the files), and the
+    processor files exist; for EdgeTAM, the config builds the RepViT backbone. Cheap: no weights
+    are read."""
     directory = Path(directory)
+    layout = HUB_LAYOUTS[kind]
 
     def invalid(reason: str) -> WeightsError:
         return WeightsError(
-            f"directory {directory} is not a valid Grounding DINO model: {reason}; delete it and fetch again"
+            f"directory {directory} is not a valid {layout.title} model: {reason}; delete it and fetch again"
         )
 
     if not (directory / "config.json").is_file():
@@ -220,8 +259,10 @@ def verify_grounding_dino(directory: Path | str) -> None:
         config = AutoConfig.from_pretrained(directory)
     except Exception as error:
         raise invalid(f"config.json does not load: {_short(error)}") from error
-    if config.model_type != "grounding-dino":
-        raise invalid(f"config.json has model_type {config.model_type!r}, not 'grounding-dino'")
+    if config.model_type not in layout.model_types:
+        raise invalid(f"config.json has model_type {config.model_type!r}, not {' or '.join(map(repr, layout.model_types))}")
+    if kind == "edgetam":
+        _check_edgetam_backbone(config, invalid)
     weights = sorted(directory.glob("*.safetensors"))
     if not weights:
         raise invalid("no *.safetensors weights")
@@ -236,15 +277,22 @@ def verify_grounding_dino(directory: Path | str) -> None:
             raise invalid(f"{file.name} is not a complete safetensors file: {_short(error)}") from error
     if tensors == 0:
         raise invalid("the safetensors files hold no tensors")
-    if not any((directory / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
-        raise invalid("no tokenizer (tokenizer.json or vocab.txt)")
-    if not any((directory / name).is_file() for name in ("preprocessor_config.json", "processor_config.json")):
-        raise invalid("no image processor config (preprocessor_config.json or processor_config.json)")
+    for what, names in layout.files:
+        if not any((directory / name).is_file() for name in names):
+            raise invalid(f"no {what} ({' or '.join(names)})")
 
 
-def _fetch_grounding_dino(spec: GroundingDinoSpec, path: Path, progress: bool, redownload: bool = False) -> None:
+def _check_edgetam_backbone(config, invalid) -> None:
+    """transformers 5.24's EdgeTamConfig defaults misspell the backbone's `architecture`, so a config
+    without an explicit RepViT backbone silently builds a timm resnet50 that the weights do not fit."""
+    backbone = getattr(getattr(config, "vision_config", None), "backbone_config", None)
+    architecture = str(getattr(backbone, "architecture", "") or "")
+    if not architecture.startswith("repvit"):
+        raise invalid(f"its config builds the backbone {architecture or 'unknown'!r}, not EdgeTAM's RepViT")
+
+
+def _fetch_hub(spec: HubSpec, path: Path, progress: bool, redownload: bool = False) -> None:
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     created = not path.exists()
     try:
@@ -253,18 +301,38 @@ def _fetch_grounding_dino(spec: GroundingDinoSpec, path: Path, progress: bool, r
                 spec.repo_id,
                 revision=spec.revision,
                 local_dir=path,
-                allow_patterns=GROUNDING_DINO_FILES,
+                allow_patterns=HUB_FILES,
                 force_download=redownload,
             )
-    except HfHubHTTPError as error:  # reached the Hub; it said no (not found, gated, server error)
-        _remove_if_empty(path, created)
-        raise WeightsError(f"downloading {spec.name} from {spec.source} failed: {_short(error)}") from error
     except Exception as error:
         _remove_if_empty(path, created)
-        if _is_network_error(error):
+        from huggingface_hub.errors import HfHubHTTPError
+
+        status = _refused_status(error)
+        if status is not None:  # reached the Hub; it refused (gated, no or wrong token)
+            raise HubAccessError(_access_message(spec, status)) from error
+        if not isinstance(error, HfHubHTTPError) and _is_network_error(error):
             raise NoNetworkError(_no_network_message(spec, path, error)) from error
         raise WeightsError(f"downloading {spec.name} from {spec.source} failed: {_short(error)}") from error
-    verify_grounding_dino(path)
+    verify_pretrained(path, spec.kind)
+
+
+def _refused_status(error: BaseException) -> int | None:
+    """401 or 403 where the Hub answered so anywhere in the chain (snapshot_download wraps some of
+    them in its LocalEntryNotFoundError, which otherwise means no network), else None."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, HfHubHTTPError):
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if status in (401, 403):
+                return status
+            if isinstance(error, GatedRepoError):
+                return 403
+        error = error.__cause__ or error.__context__
+    return None
 
 
 # Class names of the connection/timeout errors of httpx (huggingface_hub >= 1) and requests (older).
@@ -323,18 +391,34 @@ def _no_network_message(spec: Spec, path: Path, error: BaseException) -> str:
 
         url = f"{constants.ENDPOINT.rstrip('/')}/{spec.repo_id}"
         revision = f" --revision {spec.revision}" if spec.revision else ""
+        gated = " after accepting its license there, with HF_TOKEN set" if spec.gated else ""
         how = (
             f"Download {url} on a machine with internet access (e.g. `hf download {spec.repo_id}{revision} "
-            f"--local-dir {spec.name}`) and put that directory at {path}"
+            f"--local-dir {spec.name}`{gated}) and put that directory at {path}"
         )
     host = urllib.parse.urlsplit(url).hostname or url
     offline = ""
-    if isinstance(spec, GroundingDinoSpec) and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if isinstance(spec, HubSpec) and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         offline = " HF_HUB_OFFLINE is set, so huggingface_hub does not try the network; unset it to download."
     return (
         f"cannot reach {host} to download {spec.name} (no network?): {_root_cause(error)}.{offline} "
         f"{how}, or run `labelgate weights demo DIR` for offline random weights."
     )
+
+
+def _access_message(spec: HubSpec, status: int) -> str:
+    from huggingface_hub import get_token
+
+    token = ("the token in use (HF_TOKEN or `hf auth login`) was sent" if get_token()
+             else "no token was sent: none is set (HF_TOKEN) and none is saved (`hf auth login`)")
+    if spec.gated:
+        return (
+            f"the Hugging Face Hub refused {spec.name} (HTTP {status}): {spec.repo_id} is gated. Accept its license "
+            f"at {spec.source} (logged in to the Hub), then set HF_TOKEN to a read token of that account (or run "
+            f"`hf auth login`) and fetch again; {token}."
+        )
+    return (f"the Hugging Face Hub refused {spec.name} (HTTP {status}) at {spec.source}; {token}. "
+            "Set HF_TOKEN to a valid token (or run `hf auth login`), or unset a wrong one, and fetch again.")
 
 
 def _root_cause(error: BaseException) -> str:

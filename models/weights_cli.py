@@ -17,13 +17,16 @@ from pathlib import Path
 
 from labelgate.models import checkpoints
 from labelgate.models.demo import (
+    EDGETAM_DEMO_DIRNAME,
     GROUNDING_DINO_DEMO_DIRNAME,
     SAM2_DEMO_CONFIG,
     SAM2_DEMO_FILENAME,
     SAM2_DEMO_OVERRIDES,
+    SAM3_DEMO_DIRNAME,
     demo_paths,
     demo_present,
     ensure_demo_weights,
+    extra_demo_paths,
 )
 from labelgate.models.weights import NoNetworkError, WeightsError, fetch, is_present
 
@@ -38,7 +41,10 @@ def demo_serve_args(directory: Path | str) -> list[str]:
     args = ["--sam2-config", SAM2_DEMO_CONFIG, "--sam2-checkpoint", str(sam2)]
     for override in SAM2_DEMO_OVERRIDES:
         args += ["--sam2-override", override]
-    return args + ["--gdino-model", str(gdino)]
+    args += ["--gdino-model", str(gdino)]
+    for kind, path in extra_demo_paths(directory).items():
+        args += ["--model", f"{kind}={kind}:{path}"]
+    return args
 
 
 # --- argparse ------------------------------------------------------------------------------------
@@ -51,8 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "weights",
         help="list, download and verify model weights, or write offline demo weights",
         description=(
-            "Manage model weights: the official SAM 2.1 checkpoints (dl.fbaipublicfiles.com) and "
-            "Grounding DINO models (Hugging Face Hub), or random-weight demo models for offline use.\n\n"
+            "Manage model weights: the official SAM 2.1 checkpoints (dl.fbaipublicfiles.com), and "
+            "Grounding DINO, SAM 3 and EdgeTAM models (Hugging Face Hub), or random-weight demo models "
+            "for offline use.\n\n"
             f"Known models:\n{names}"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,12 +80,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="download official weights and check that they load",
         description=(
             "Download official weights into --dir and check that they load: a SAM 2.1 checkpoint must "
-            "load strictly into the architecture of its bundled sam2 config, a Grounding DINO directory "
-            "must have a grounding-dino config and complete safetensors files. Weights already present "
-            "and valid are not downloaded again (unless --force).\n\n"
+            "load strictly into the architecture of its bundled sam2 config, a Hub model directory "
+            "must have a config of its kind (EdgeTAM's with the RepViT backbone), complete safetensors "
+            "files and its processor files. Weights already present and valid are not downloaded again "
+            "(unless --force).\n\n"
             f"Known models:\n{names}\n\n"
-            "Exit status: 0 all fetched, 1 a download or check failed, 2 no network (the message says "
-            "where to get the files by hand; `labelgate weights demo DIR` writes offline random weights)."
+            "facebook/sam3 is gated: accept its license on https://huggingface.co/facebook/sam3, then set "
+            "HF_TOKEN (or run `hf auth login`) before `labelgate weights fetch sam3`.\n\n"
+            "Exit status: 0 all fetched, 1 a download or check failed (or the Hub refused access), 2 no "
+            "network (the message says where to get the files by hand; `labelgate weights demo DIR` "
+            "writes offline random weights)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -92,8 +103,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "demo",
         help="write small RANDOM-weight models for offline demos and tests (meaningless output)",
         description=(
-            f"Write a shrunk SAM 2.1 (DIR/{SAM2_DEMO_FILENAME}) and a tiny Grounding DINO "
-            f"(DIR/{GROUNDING_DINO_DEMO_DIRNAME}/) with RANDOM weights, in the official formats, "
+            f"Write a shrunk SAM 2.1 (DIR/{SAM2_DEMO_FILENAME}), a tiny Grounding DINO "
+            f"(DIR/{GROUNDING_DINO_DEMO_DIRNAME}/), SAM 3 (DIR/{SAM3_DEMO_DIRNAME}/) and EdgeTAM "
+            f"(DIR/{EDGETAM_DEMO_DIRNAME}/) with RANDOM weights, in the official formats, "
             "unless they are already there. They load through the same code as the real weights, so the "
             "whole service runs without a network, but their masks and boxes are meaningless. Prints the "
             "`labelgate serve` flags that use them."
@@ -148,8 +160,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     before = demo_present(args.directory)
-    sam2, gdino = ensure_demo_weights(args.directory, seed=args.seed)
-    for path, was_there in zip((sam2, gdino), before):
+    ensure_demo_weights(args.directory, seed=args.seed)
+    for path, was_there in before.items():
         print(f"{'already present' if was_there else 'wrote'}: {path}")
     flags = " ".join(shlex.quote(arg) for arg in demo_serve_args(args.directory))
     print(

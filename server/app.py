@@ -26,6 +26,8 @@ from labelgate.server.service import LabelgateService
 from labelgate.server.servicer import LabelgateServicer
 from labelgate.server.settings import Settings
 from labelgate.server.validation import Limits
+from labelgate.server.video_service import VideoService
+from labelgate.server.video_sessions import SessionLimits
 from labelgate.v1 import labelgate_pb2, labelgate_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,9 @@ class App:
         context = await asyncio.to_thread(load_context, self.settings)
         service = build_service(self.settings, self.metrics, specs)
         self.servicer.service = service
+        self.servicer.video = VideoService(service, SessionLimits(
+            self.settings.video_max_sessions, self.settings.video_session_ttl_s, self.settings.video_session_bytes,
+            self.settings.video_window))
 
         async def load_and_serve(spec) -> Backend:
             backend, kind = await load_model(spec, context, self.settings.warmup)
@@ -144,6 +149,8 @@ class App:
             await asyncio.sleep(min(_RESPONSE_FLUSH_S, max(0.0, deadline - loop.time())))
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - loop.time()))
+        if self.servicer.video is not None:
+            self.servicer.video.close_all()
         if self.servicer.service is not None:
             await self.servicer.service.close()
         if self.metrics_server is not None:

@@ -1,4 +1,5 @@
-"""The SAM 2 feature cache as two tiers: this process's byte-bounded LRU, then a shared store (Redis).
+"""A model's image-feature cache as two tiers: this process's byte-bounded LRU, then a shared store
+(Redis) for the features `feature_codec` can store (SAM 2, EdgeTAM, SAM 3).
 
 Looks like the `ByteLRUCache` it wraps (`get_or_compute`), plus `lookup` for a request
 that names an image only by id. On a local miss the shared tier is asked before the encoder runs;
@@ -23,7 +24,14 @@ from typing import Awaitable, Callable, Hashable
 from labelgate.models.backend import ImageFeatures
 from labelgate.server.cache import ByteLRUCache
 from labelgate.core.errors import DeadlineExceeded
-from labelgate.server.feature_codec import FeatureFormatError, SharedTierFeatures, decode_features, encode_features
+from labelgate.server.feature_codec import (
+    FeatureFormatError,
+    PositionEncodings,
+    UnshareableFeatures,
+    decode_features,
+    encode_features,
+    from_shared_tier,
+)
 from labelgate.server.redis_tier import Lock, RedisFeatureStore, redact
 
 FORMAT = "f1"  # bump with an incompatible feature_codec change: old entries are then simply misses
@@ -34,9 +42,12 @@ log = logging.getLogger(__name__)
 
 class TieredFeatureCache:
     def __init__(self, local: ByteLRUCache[ImageFeatures], shared: RedisFeatureStore | None = None, *,
-                 key_prefix: str = "labelgate:", kind: str = "torch", device: str = "cpu", lock_seconds: float = 10.0):
+                 key_prefix: str = "labelgate:", kind: str = "torch", device: str = "cpu", lock_seconds: float = 10.0,
+                 position_encodings: PositionEncodings | None = None):
         self.local, self.shared = local, shared
         self.key_prefix, self.kind, self.device, self.lock_seconds = key_prefix, kind, device, lock_seconds
+        self.position_encodings = position_encodings  # SAM 3's, for its features read back from Redis
+        self._unshareable_logged = False
 
     def __len__(self) -> int:
         return len(self.local)
@@ -69,7 +80,7 @@ class TieredFeatureCache:
         if self.shared is None:
             return await self.local.get_or_compute(key, compute)
         value, hit = await self.local.get_or_compute(key, lambda: self._shared_or_compute(key, compute))
-        return value, hit or isinstance(value, SharedTierFeatures)
+        return value, hit or from_shared_tier(value)
 
     async def close(self) -> None:
         if self.shared is not None:
@@ -109,35 +120,42 @@ class TieredFeatureCache:
 
     async def _compute_and_publish(self, redis_key: str, compute: Callable[[], Awaitable[ImageFeatures]]) -> ImageFeatures:
         value = await compute()
-        data = await asyncio.to_thread(encode_features, value)
+        try:
+            data = await asyncio.to_thread(encode_features, value)
+        except UnshareableFeatures as error:  # a model whose features the codec does not know: local only
+            if not self._unshareable_logged:
+                self._unshareable_logged = True
+                log.warning("shared feature cache: %s; its features stay in this process", error)
+            return value
         await self.shared.put(redis_key, data)
         return value
 
-    async def _fetch(self, redis_key: str) -> SharedTierFeatures | None:
+    async def _fetch(self, redis_key: str):
         data = await self.shared.get(redis_key)
         if data is None:
             return None
         try:
-            return await asyncio.to_thread(decode_features, data, self.kind, self.device)
+            return await asyncio.to_thread(decode_features, data, self.kind, self.device, self.position_encodings)
         except (FeatureFormatError, ValueError, KeyError) as error:  # another writer's format: a miss
             self.shared.count("error")
             log.warning("shared feature cache: unreadable entry %s (%s); recomputing", redis_key, error)
             return None
 
 
-def build_feature_cache(settings, metrics, backend, max_bytes: int, shareable: bool = True) -> TieredFeatureCache:
+def build_feature_cache(settings, metrics, backend, max_bytes: int) -> TieredFeatureCache:
     """One model's feature cache: local only (`max_bytes`, reported as cache "features/<model>"), or
-    local + Redis with --redis-url where the features are SAM 2-shaped (`shareable`: the codec's format).
+    local + Redis with --redis-url (features the codec does not know stay local, with a warning).
 
     Features read from Redis become torch tensors on the backend's device, as every backend's
-    decoder takes them."""
+    decoder takes them; a SAM 3 backend gives their position encodings (`position_encodings`)."""
     local = ByteLRUCache(f"features/{backend.info.name}", max_bytes, lambda features: features.nbytes, metrics.cache)
     shared = None
-    if settings.redis_url and shareable:
+    if settings.redis_url:
         shared = RedisFeatureStore(settings.redis_url, settings.redis_ttl_seconds, metrics.shared_cache,
                                    timeout_s=settings.redis_timeout_ms / 1000.0)
         log.info("shared feature cache: Redis at %s (TTL %d s, key prefix %r)", redact(settings.redis_url),
                  settings.redis_ttl_seconds, settings.redis_key_prefix)
     return TieredFeatureCache(local, shared, key_prefix=settings.redis_key_prefix,
                               kind="torch", device=backend.info.device,
-                              lock_seconds=settings.redis_lock_seconds)
+                              lock_seconds=settings.redis_lock_seconds,
+                              position_encodings=getattr(backend, "position_encodings", None))

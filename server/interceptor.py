@@ -43,8 +43,15 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        # The Labelgate service is unary-unary only; anything else is not ours to wrap.
-        if handler is None or not method.startswith(self._prefix) or handler.unary_unary is None:
+        if handler is None or not method.startswith(self._prefix):
+            return handler
+        if handler.unary_stream is not None:  # Propagate: a stream of responses
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method[len(self._prefix):], handler.unary_stream, handler.request_deserializer),
+                request_deserializer=None,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_unary is None:
             return handler
         # The request arrives as bytes and is parsed in _run: grpc would answer a malformed message
         # with UNKNOWN, uncounted; it is the caller's INVALID_ARGUMENT.
@@ -66,6 +73,16 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                     self._drained.set()
 
         return run
+
+    def _wrap_stream(self, name: str, behavior, deserialize):
+        """As `_wrap`, for a handler that yields its responses: each is written as it comes, and an
+        error after some of them still ends the stream with its mapped status."""
+
+        async def write_each(request, context: grpc.aio.ServicerContext) -> None:
+            async for response in behavior(request, context):
+                await context.write(response)
+
+        return self._wrap(name, write_each, deserialize)
 
     async def _run(self, name: str, behavior, deserialize, raw: bytes, context: grpc.aio.ServicerContext):
         started = time.perf_counter()

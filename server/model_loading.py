@@ -12,7 +12,7 @@ import numpy as np
 
 from labelgate.models import kinds
 from labelgate.models.backend import Backend, ConceptItem, DecodeItem, DetectItem, SamPrompt
-from labelgate.models.default_pair import default_specs
+from labelgate.models.default_pair import default_specs, demo_extra_specs
 from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS, LoadContext, ModelKind
 from labelgate.models.spec import ModelSpec, check_unique, read_models_file
 from labelgate.core.errors import NotReady
@@ -32,6 +32,7 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
         specs += read_models_file(settings.models_file)
     if settings.demo_weights or not specs:
         specs = default_specs(settings) + specs
+        specs += demo_extra_specs(settings, taken={spec.name for spec in specs})
     check_unique(specs)
     for spec in specs:
         kinds.get(spec.kind).check(spec)

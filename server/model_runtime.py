@@ -26,6 +26,9 @@ class Segmenter:
     features: TieredFeatureCache
     encoder: DynamicBatcher
     decoder: DynamicBatcher
+    # False where the cache and encoder are another part's, which starts and closes them (SAM 3: one
+    # encode serves its concepts and its clicks).
+    owns_encoder: bool = True
 
     @property
     def info(self) -> ModelInfo:
@@ -35,13 +38,16 @@ class Segmenter:
         return (image_id, self.info.name, self.info.version)
 
     def start(self) -> None:
-        self.encoder.start()
+        if self.owns_encoder:
+            self.encoder.start()
         self.decoder.start()
 
     async def close(self) -> None:
-        await self.encoder.close()
+        if self.owns_encoder:
+            await self.encoder.close()
         await self.decoder.close()
-        await self.features.close()
+        if self.owns_encoder:
+            await self.features.close()
 
 
 @dataclass
@@ -115,7 +121,11 @@ def build_runtime(backend: Backend, kind: ModelKind, settings: Settings, metrics
     if DETECT in kind.capabilities:
         runtime.detector = Detector(backend, batcher("detect", backend.detect))
     if SEGMENT_CONCEPTS in kind.capabilities:
-        features = build_feature_cache(settings, metrics, backend, cache_bytes, shareable=False)
-        runtime.concepts = ConceptSegmenter(backend, features, batcher("encode", backend.encode),
-                                            batcher("concepts", backend.segment_concepts))
+        concepts = batcher("concepts", backend.segment_concepts)
+        if runtime.segmenter is not None:  # one image encode and cache for clicks and concepts
+            runtime.concepts = ConceptSegmenter(backend, runtime.segmenter.features, runtime.segmenter.encoder, concepts,
+                                                owns_encoder=False)
+        else:
+            features = build_feature_cache(settings, metrics, backend, cache_bytes)
+            runtime.concepts = ConceptSegmenter(backend, features, batcher("encode", backend.encode), concepts)
     return runtime

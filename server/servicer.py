@@ -15,13 +15,14 @@ from labelgate.server.queries import (
     PointPrompt,
     SegmentQuery,
 )
+from labelgate.server.video_servicer import VideoRpcs
 from labelgate.v1 import labelgate_pb2 as pb
 from labelgate.v1 import labelgate_pb2_grpc
 
 _FORMATS = {pb.COCO_RLE: COCO_RLE, pb.POLYGONS: POLYGONS, pb.PNG: PNG}  # an unknown value passes as its number, for validation to refuse
 
 
-class LabelgateServicer(labelgate_pb2_grpc.LabelgateServicer):
+class LabelgateServicer(VideoRpcs, labelgate_pb2_grpc.LabelgateServicer):
     """Errors raised here become status codes in `RpcInterceptor`, which also counts and logs every call."""
 
     def __init__(self):

@@ -56,6 +56,10 @@ class Settings:
     max_image_pixels: int = 100_000_000
     max_points: int = 64
     max_boxes: int = 100
+    video_max_sessions: int = 8
+    video_session_ttl_s: float = 600.0
+    video_session_bytes: int = 1 * GiB
+    video_window: int = 16
     grace_seconds: float = 10.0
     warmup: bool = True
     port_file: str = ""
@@ -74,7 +78,7 @@ class Settings:
         if self.port < 0:
             problems.append("--port must be >= 0")
         positive = ("cache_bytes", "image_cache_bytes", "refine_cache_bytes", "max_batch_size", "max_queue", "max_message_bytes", "max_image_pixels",
-                    "max_points", "max_boxes")
+                    "max_points", "max_boxes", "video_max_sessions", "video_session_ttl_s", "video_session_bytes", "video_window")
         problems += [f"--{_flag(n)} must be > 0, got {getattr(self, n)}" for n in positive if getattr(self, n) <= 0]
         for name in ("max_batch_delay_ms", "grace_seconds"):
             value = getattr(self, name)
@@ -131,7 +135,8 @@ _HELP = {
     "sam2_override": "hydra override for the SAM 2 config, KEY=VALUE (repeatable), e.g. ++model.image_size=512",
     "sam2_name": "model name clients use (default: the config's name, e.g. sam2.1_hiera_t)",
     "gdino_model": "Grounding DINO save_pretrained directory ('' = no text prompts)",
-    "demo_weights": "serve random demo weights from DIR (written if missing); overrides the SAM 2 and Grounding DINO flags",
+    "demo_weights": "serve random demo weights from DIR (written if missing); overrides the SAM 2 and Grounding DINO flags, "
+                    "and adds a demo SAM 3 and EdgeTAM (models sam3, edgetam)",
     "model": "serve a model: NAME=KIND:WEIGHTS[,KEY=VALUE...] (repeatable), e.g. large=sam2:weights/sam2.1_hiera_large.pt "
              "or gd=grounding_dino:weights/grounding-dino-tiny; given without --demo-weights, it replaces the "
              "SAM 2 / Grounding DINO flags; the first model of each capability is the default",
@@ -159,6 +164,12 @@ _HELP = {
     "max_image_pixels": "largest image accepted, in pixels (decompression-bomb guard)",
     "max_points": "most points per Segment request",
     "max_boxes": "most boxes per Segment request",
+    "video_max_sessions": "most video tracking sessions open at once (OpenVideo past it: RESOURCE_EXHAUSTED)",
+    "video_session_ttl_s": "a video session idle this many seconds is closed (later calls on it: NOT_FOUND)",
+    "video_session_bytes": "most memory one video session may hold: its encoded frames, a few decoded ones, and the tracker's "
+                           "per-frame memory (past it: RESOURCE_EXHAUSTED and the session is closed)",
+    "video_window": "frames around the last tracked one whose tracking memory a session keeps, besides the prompted frames; "
+                    ">= 16 keeps SAM 2.1's propagation identical to upstream's (docs/video.md)",
     "grace_seconds": "on SIGTERM/SIGINT, how long in-flight requests get to finish",
     "warmup": "run every model once before reporting SERVING",
     "port_file": "write {'port':..., 'metrics_port':...} as JSON here once listening",

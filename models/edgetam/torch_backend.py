@@ -13,29 +13,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo, PromptSegmentationBackend, SamPrompt
+from labelgate.models.backend import DecodedMasks, DecodeItem, ImageFeatures, ModelInfo, PromptSegmentationBackend
 from labelgate.models.sam2.features import image_features
+from labelgate.models.transformers_prompts import prompt_lists
 from labelgate.models.weights_hash import pretrained_version
 
 log = logging.getLogger(__name__)
-
-
-def prompt_lists(prompt: SamPrompt) -> dict:
-    """The processor's nested inputs for one image: [image][object][point] points and labels,
-    [image][box] boxes. Points with boxes go with each box (the model pairs them one to one)."""
-    points = [[float(x), float(y)] for x, y in prompt.points]
-    labels = [int(label) for label in prompt.labels]
-    boxes = [[float(v) for v in box] for box in prompt.boxes]
-    if not points and not boxes:
-        raise ValueError("an EdgeTAM prompt needs at least one point or box")
-    inputs = {}
-    if points:
-        copies = max(1, len(boxes))
-        inputs["input_points"] = [[points] * copies]
-        inputs["input_labels"] = [[labels] * copies]
-    if boxes:
-        inputs["input_boxes"] = [boxes]
-    return inputs
 
 
 class EdgeTamTorchBackend(PromptSegmentationBackend):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from labelgate.models import checkpoints
-from labelgate.models.kinds import PROMPT_SEGMENT, LoadContext, ModelKind, register
+from labelgate.models.kinds import PROMPT_SEGMENT, TRACK, LoadContext, ModelKind, register
 from labelgate.models.spec import ModelSpec
 
 OPTIONS = {
@@ -34,19 +34,19 @@ def load(spec: ModelSpec, context: LoadContext):
         from labelgate.models.triton.connect import connect_sam2
 
         return connect_sam2(context.triton_url, name=spec.name)
-    from labelgate.models.sam2.torch_backend import Sam2TorchBackend
+    from labelgate.models.sam2.video_backend import Sam2TrackingTorchBackend
 
     checkpoint = Path(spec.weights) if spec.weights else None
     if checkpoint is not None and not checkpoint.is_file():
         raise ValueError(f"model {spec.name}: no SAM 2 checkpoint at {checkpoint} (labelgate weights fetch sam2.1-hiera-tiny)")
-    return Sam2TorchBackend.from_checkpoint(config_for(spec), checkpoint, context.device, overrides_of(spec), name=spec.name,
-                                            dtype=context.dtype)
+    return Sam2TrackingTorchBackend.from_checkpoint(config_for(spec), checkpoint, context.device, overrides_of(spec), name=spec.name,
+                                                    dtype=context.dtype)
 
 
 KIND = register(ModelKind(
     name="sam2",
-    summary="SAM 2 / 2.1: masks from clicks and boxes (weights: the official .pt checkpoint)",
-    capabilities=frozenset({PROMPT_SEGMENT}),
+    summary="SAM 2 / 2.1: masks from clicks and boxes, and objects tracked through videos (in process; weights: the official .pt checkpoint)",
+    capabilities=frozenset({PROMPT_SEGMENT, TRACK}),
     load=load,
     options=OPTIONS,
     heavy_stages=frozenset({"encode"}),

@@ -1,8 +1,10 @@
-"""A small random-weight SAM 3 (concept segmentation) as a transformers `save_pretrained` directory, for
-offline demos and tests: the real architecture (ViT + FPN, CLIP text encoder, geometry encoder, DETR
-encoder and decoder with the presence head, mask decoder), shrunk to the sizes of transformers' own
-`tests/models/sam3/test_modeling_sam3.py`, loading through exactly the code that loads the official
-`facebook/sam3` weights. Its masks are meaningless."""
+"""A small random-weight SAM 3 as a transformers directory laid out as the official `facebook/sam3` is (a
+`sam3_video` config and `detector_model.*`, `tracker_neck.*`, `tracker_model.*` weights), for offline
+demos and tests: the real architecture (ViT + FPN, CLIP text encoder, geometry encoder, DETR encoder and
+decoder with the presence head, mask decoder; the tracker's own FPN neck, SAM 2-style prompt encoder
+and mask decoder, and its video memory), shrunk to the sizes of transformers' own
+`tests/models/sam3/test_modeling_sam3.py`. `Sam3Model`, `Sam3TrackerModel` and `Sam3VideoModel` each
+load it through exactly the code that loads the official weights. Its masks are meaningless."""
 
 from __future__ import annotations
 
@@ -57,6 +59,33 @@ def demo_config():
     )
 
 
+def demo_video_config():
+    """The detector (`demo_config`) with a tracker of the same widths on the same ViT, as `facebook/sam3`
+    pairs them."""
+    from transformers import Sam3VideoConfig
+    from transformers.models.sam3_tracker_video.configuration_sam3_tracker_video import Sam3TrackerVideoConfig
+
+    detector = demo_config()
+    grid = DEMO_IMAGE_SIZE // detector.vision_config.backbone_config.patch_size
+    tracker = Sam3TrackerVideoConfig(
+        vision_config=detector.vision_config.to_dict(),
+        prompt_encoder_config={"hidden_size": DEMO_WIDTH, "image_size": DEMO_IMAGE_SIZE, "patch_size": 14},
+        mask_decoder_config={"hidden_size": DEMO_WIDTH, "mlp_dim": 2 * DEMO_WIDTH, "num_attention_heads": 4,
+                             "iou_head_hidden_dim": DEMO_WIDTH},
+        memory_attention_hidden_size=DEMO_WIDTH,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=2 * DEMO_WIDTH,
+        memory_attention_rope_feat_sizes=[grid, grid],
+        memory_encoder_hidden_size=DEMO_WIDTH,
+        memory_encoder_output_channels=16,
+        mask_downsampler_embed_dim=DEMO_WIDTH,
+        memory_fuser_embed_dim=DEMO_WIDTH,
+        memory_fuser_intermediate_dim=2 * DEMO_WIDTH,
+        image_size=DEMO_IMAGE_SIZE,
+    )
+    return Sam3VideoConfig(detector_config=detector.to_dict(), tracker_config=tracker.to_dict())
+
+
 def _bpe_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A CLIP byte-level BPE that spells any text: every byte alone and word-final (`</w>`), plus
     left-to-right merges that make each of `DEMO_WORDS` one token."""
@@ -79,16 +108,30 @@ def _bpe_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocab, list(dict.fromkeys(merges))
 
 
+def save_random_sam3(config, directory: Path) -> None:
+    """A random-weight `Sam3VideoModel` of `config` (a `Sam3VideoConfig`) written as `facebook/sam3` is:
+    its config.json and one model.safetensors (no processor)."""
+    from safetensors.torch import save_file
+    from transformers import Sam3VideoModel
+
+    model = Sam3VideoModel(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(directory)
+    # The module names are the official checkpoint's keys; Sam3VideoModel.save_pretrained (transformers
+    # 5.24) would write the tracker's as `tracker_model.tracker_model.*`, which no model loads back.
+    weights = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+
+
 def write_sam3_demo_model(directory: Path, seed: int = 0) -> Path:
     """Model + processor (`Sam3Processor`: image processor at the demo size and a CLIP tokenizer built
     offline) in `directory`."""
     import torch
-    from transformers import CLIPTokenizer, Sam3ImageProcessor, Sam3Model, Sam3Processor
+    from transformers import CLIPTokenizer, Sam3ImageProcessor, Sam3Processor
 
     torch.manual_seed(seed)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    Sam3Model(demo_config()).save_pretrained(directory)
+    save_random_sam3(demo_video_config(), directory)
     vocab, merges = _bpe_vocab_and_merges()
     tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
     image_processor = Sam3ImageProcessor(size={"height": DEMO_IMAGE_SIZE, "width": DEMO_IMAGE_SIZE})

@@ -1,10 +1,11 @@
 """The `sam3` model kind: SAM 3 concept segmentation (every instance of a phrase or of exemplar boxes)
-from a transformers `save_pretrained` directory (`facebook/sam3` on the Hub, gated), in process."""
+and clicks (its tracker: points, boxes, a mask to refine) from a transformers directory (`facebook/sam3`
+on the Hub, gated), in process."""
 
 from __future__ import annotations
 
 from labelgate.models.in_process import pretrained_directory
-from labelgate.models.kinds import SEGMENT_CONCEPTS, LoadContext, ModelKind, register
+from labelgate.models.kinds import PROMPT_SEGMENT, SEGMENT_CONCEPTS, LoadContext, ModelKind, register
 from labelgate.models.spec import ModelSpec
 
 
@@ -18,9 +19,9 @@ def load(spec: ModelSpec, context: LoadContext):
 
 KIND = register(ModelKind(
     name="sam3",
-    summary="SAM 3: a mask for every instance of a phrase or of exemplar boxes (weights: a transformers "
-            "save_pretrained directory)",
-    capabilities=frozenset({SEGMENT_CONCEPTS}),
+    summary="SAM 3: a mask for every instance of a phrase or of exemplar boxes, and masks from clicks "
+            "(weights: a transformers directory, facebook/sam3's layout)",
+    capabilities=frozenset({SEGMENT_CONCEPTS, PROMPT_SEGMENT}),
     load=load,
     heavy_stages=frozenset({"encode"}),
     batches_on_cpu=False,

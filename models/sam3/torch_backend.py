@@ -1,9 +1,11 @@
-"""SAM 3 concept segmentation in process through transformers (`Sam3Model` + `Sam3Processor`): the
-vision backbone once per image (`get_vision_features`), the CLIP text encoder once per phrase
-(`get_text_features`, in an LRU), then the DETR encoder and decoder, presence head and mask decoder
-per query on those (`Sam3Model(vision_embeds=..., text_embeds=...)`), with the processor's own box
-normalisation and `post_process_instance_segmentation`, so that instances are those of the
-transformers pipeline."""
+"""SAM 3 in process through transformers. Concepts (`Sam3Model` + `Sam3Processor`): the vision backbone
+once per image (`get_vision_features`), the CLIP text encoder once per phrase (`get_text_features`, in
+an LRU), then the DETR encoder and decoder, presence head and mask decoder per query on those
+(`Sam3Model(vision_embeds=..., text_embeds=...)`), with the processor's own box normalisation and
+`post_process_instance_segmentation`, so that instances are those of the transformers pipeline.
+Clicks (`Sam3TrackerModel` + `Sam3TrackerProcessor`, models/sam3/tracker.py): the tracker's neck on
+the same ViT output in that same encode, then its prompt encoder and mask decoder per click.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +17,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from labelgate.core.errors import InvalidInput
-from labelgate.models.backend import ConceptInstance, ConceptItem, ConceptSegmentationBackend, ModelInfo
+from labelgate.core.errors import InvalidInput, Unsupported
+from labelgate.models.backend import (
+    ConceptInstance,
+    ConceptItem,
+    ConceptSegmentationBackend,
+    DecodedMasks,
+    DecodeItem,
+    ModelInfo,
+    PromptSegmentationBackend,
+)
+from labelgate.models.sam3 import tracker as sam3_tracker
 from labelgate.models.sam3.concepts import ConceptImageFeatures
 from labelgate.models.sam3.text_cache import DEFAULT_MAX_ENTRIES, PhraseCache
 from labelgate.models.weights_hash import pretrained_version
@@ -50,10 +61,15 @@ def query_inputs(processor, item: ConceptItem) -> dict:
     return dict(inputs, text=text)
 
 
-class Sam3ConceptBackend(ConceptSegmentationBackend):
-    def __init__(self, model: torch.nn.Module, processor, name: str, version: str, text_cache_entries: int = DEFAULT_MAX_ENTRIES):
+class Sam3ConceptBackend(ConceptSegmentationBackend, PromptSegmentationBackend):
+    """Concepts (`segment_concepts`) and, with a tracker (`tracker`, `tracker_processor`), clicks
+    (`decode`), both on what one `encode` computes."""
+
+    def __init__(self, model: torch.nn.Module, processor, name: str, version: str, text_cache_entries: int = DEFAULT_MAX_ENTRIES,
+                 tracker: torch.nn.Module | None = None, tracker_processor=None):
         self.model = model.eval()
         self.processor = processor
+        self.tracker, self.tracker_processor = tracker, tracker_processor
         self.device = next(model.parameters()).device
         self.text_cache: PhraseCache[torch.Tensor] = PhraseCache(text_cache_entries)
         self.info = ModelInfo(name=name, kind="sam3", version=version, device=str(self.device))
@@ -72,9 +88,15 @@ class Sam3ConceptBackend(ConceptSegmentationBackend):
         version = pretrained_version(directory)
         processor = Sam3Processor.from_pretrained(directory)
         model = Sam3Model.from_pretrained(directory).to(device)
+        tracker, tracker_processor = None, None
+        if sam3_tracker.has_tracker(directory):
+            tracker, tracker_processor = sam3_tracker.load_tracker(directory, model.vision_encoder.backbone)
+        else:
+            log.warning("%s has no SAM 3 tracker (a Sam3Model directory, not facebook/sam3's): no clicks on it", directory)
         name = name or directory.resolve().name
         log.info("loaded SAM 3 %s (%s, version %s) on %s", name, directory, version, device)
-        return cls(model, processor, name=name, version=version, text_cache_entries=text_cache_entries)
+        return cls(model, processor, name=name, version=version, text_cache_entries=text_cache_entries,
+                   tracker=tracker, tracker_processor=tracker_processor)
 
     def _shared(self, encodings: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """The held copy of each (batch-1) position encoding; a copy of the first one seen, so that it
@@ -89,12 +111,20 @@ class Sam3ConceptBackend(ConceptSegmentationBackend):
         return tuple(shared)
 
     @torch.inference_mode()
+    def position_encodings(self, levels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The (shared) position encoding of each batch-1 FPN level, from its shape alone: for features
+        read back from the shared cache tier, which does not store them (server/feature_codec.py)."""
+        neck = self.model.vision_encoder.neck
+        return self._shared([neck.position_encoding(level.shape, level.device, level.dtype) for level in levels])
+
+    @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> list[ConceptImageFeatures | Exception]:
         try:
             # A copy: decoded pixels are read-only (the cache shares them), which torch.from_numpy warns about.
             pixels = self.processor.image_processor([np.array(image) for image in images], input_data_format="channels_last",
                                                     return_tensors="pt")["pixel_values"].to(self.device)
             vision = self.model.get_vision_features(pixel_values=pixels)
+            clicks = sam3_tracker.tracker_levels(self.tracker, vision.last_hidden_state) if self.tracker is not None else None
         except Exception as error:  # one failure fails every image of this batch
             return [error] * len(images)
         positions = self._shared([encoding[:1] for encoding in vision.fpn_position_encoding])
@@ -102,8 +132,37 @@ class Sam3ConceptBackend(ConceptSegmentationBackend):
         for index, image in enumerate(images):
             levels = tuple(level[index : index + 1].clone() for level in vision.fpn_hidden_states)
             nbytes = sum(level.numel() * level.element_size() for level in levels)
-            features.append(ConceptImageFeatures(levels, positions, tuple(image.shape[:2]), nbytes))
+            tracker = sam3_tracker.per_image(clicks, index, image.shape[:2]) if clicks is not None else None
+            nbytes += tracker.nbytes if tracker is not None else 0
+            features.append(ConceptImageFeatures(levels, positions, tuple(image.shape[:2]), nbytes, tracker))
         return features
+
+    @torch.inference_mode()
+    def decode(self, items: Sequence[DecodeItem]) -> list[DecodedMasks | Exception]:
+        results: list[DecodedMasks | Exception | None] = [None] * len(items)
+        groups: dict[tuple, list[tuple[int, dict]]] = {}
+        for index, item in enumerate(items):
+            try:
+                if item.features.tracker is None:
+                    raise Unsupported(f"SAM 3 model {self.info.name} has no tracker weights, so no clicks: serve the whole "
+                                      "facebook/sam3 directory (a sam3_video config.json), not a Sam3Model one")
+                inputs = sam3_tracker.prompt_inputs(self.tracker_processor, item.features.tracker, item.prompt)
+            except Exception as error:
+                results[index] = error
+                continue
+            groups.setdefault(sam3_tracker.group_key(inputs, item.prompt.multimask_output), []).append((index, inputs))
+        for key, members in groups.items():
+            try:
+                decoded = sam3_tracker.decode_group(self.tracker, self.tracker_processor,
+                                                    [items[index].features.tracker for index, _ in members],
+                                                    [inputs for _, inputs in members], multimask=key[-1])
+                for (index, _), masks in zip(members, decoded):
+                    results[index] = masks
+            except Exception as error:
+                log.debug("SAM 3 click failed", exc_info=True)
+                for index, _ in members:
+                    results[index] = error
+        return results
 
     def segment_concepts(self, items: Sequence[ConceptItem]) -> list[list[ConceptInstance] | Exception]:
         # One query per forward pass: queries of other images or prompts in one batch would be padded

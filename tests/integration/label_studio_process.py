@@ -131,13 +131,15 @@ def start_label_studio(workdir: Path, local_files_root: Path) -> LabelStudio:
     return LabelStudio(process, f"http://127.0.0.1:{port}", log_path, token)
 
 
-def start_backend(workdir: Path, labelgate_address: str, label_studio_url: str, api_key: str) -> HttpService:
-    """The labelgate ML backend (`python -m labelgate.label_studio`) on a free loopback port."""
+def start_backend(workdir: Path, labelgate_address: str, label_studio_url: str, api_key: str,
+                  *flags: str) -> HttpService:
+    """The labelgate ML backend (`python -m labelgate.label_studio`) on a free loopback port, with
+    any further command-line `flags`."""
     check_venv()
     port = free_port()
     env = dict(os.environ, LABEL_STUDIO_URL=label_studio_url, LABEL_STUDIO_API_KEY=api_key)
     command = [str(VENV_BIN / "python"), "-m", "labelgate.label_studio", "--port", str(port),
-               "--labelgate", labelgate_address, "--log-level", "DEBUG"]
+               "--labelgate", labelgate_address, "--log-level", "DEBUG", *flags]
     log_path = workdir / "backend.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)

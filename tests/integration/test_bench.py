@@ -1,22 +1,28 @@
-"""`labelgate bench --quick` runs end to end against real servers and writes a complete table,
-JSON file and chart. (Benchmarks are not timed tests: nothing here asserts a speed.)"""
+"""`labelgate bench --quick --sections main concepts` runs end to end against real servers and writes a
+complete table, JSON file and chart: the main rows (EdgeTAM's included) and the concept section's SAM 3
+rows, with the demo models. (Benchmarks are not timed tests: nothing here asserts a speed.)"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
 import pytest
 from PIL import Image
 
+from labelgate.bench.concept_scenarios import SAMPLE_NAMES
+
 EXPECTED_ROWS = {
     "repeat_click", "versus_baseline", "service_overhead", "payload", "payload_object_shape", "text_to_masks",
-    "click_under_load", "click_under_load_equal_priority",
+    "click_under_load", "click_under_load_equal_priority", "edgetam_cold_click",
     *(f"batching_{kind}_c{c}" for kind in ("decoder", "encoder") for c in (1, 4, 8, 16)),
 }
-TARGETED = {"repeat_click", "versus_baseline", "service_overhead", "payload", "batching_decoder_c8", "batching_encoder_c8"}
+CONCEPT_ROWS = {"concepts_vs_detector", "concept_second_phrase"}
+TARGETED = {"repeat_click", "versus_baseline", "service_overhead", "payload", "batching_decoder_c8", "batching_encoder_c8",
+            "edgetam_cold_click"}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +30,8 @@ def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-results")
     work = tmp_path_factory.mktemp("bench-work")
     completed = subprocess.run(
-        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--device", "cpu", "--out", str(out),
-         "--work", str(work)],
+        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--sections", "main", "concepts", "--device", "cpu",
+         "--out", str(out), "--work", str(work)],
         capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
@@ -36,7 +42,7 @@ def test_json_has_every_row_with_a_finite_ratio_of_two_measured_sides(bench_run)
     out, _ = bench_run
     data = json.loads((out / "bench.json").read_text())
     rows = {row["key"]: row for row in data["rows"]}
-    assert set(rows) == EXPECTED_ROWS
+    assert set(rows) == EXPECTED_ROWS | CONCEPT_ROWS
     for key, row in rows.items():
         assert math.isfinite(row["ratio"]) and row["ratio"] > 0, key
         sides = list(row["parts"].values())
@@ -45,6 +51,7 @@ def test_json_has_every_row_with_a_finite_ratio_of_two_measured_sides(bench_run)
         assert (row["target"] is not None) == (key in TARGETED), key
         assert row["met"] in ((True, False) if row["target"] else (None,)), key
     assert data["config"]["quick"] is True and data["config"]["device"] == "cpu"
+    assert data["config"]["sections"] == ["main", "concepts"]
     assert data["gpu"] == []
 
 
@@ -54,7 +61,7 @@ def test_json_keeps_the_samples_behind_the_medians(bench_run):
     samples = data["latency_samples_s"]
     for name in ("cold click", "repeat click", "usual backend click", "gRPC cached click", "in-process decoder call",
                  "Segment(text)", "Detect + Segment(boxes)", "click, idle", "click, encoding", "click, idle, equal priority",
-                 "click, encoding, equal priority"):
+                 "click, encoding, equal priority", "EdgeTAM cold click", "SAM 2 cold click", *SAMPLE_NAMES):
         assert len(samples[name]) >= 3 and all(s > 0 for s in samples[name]), name
     for kind in ("decoder", "encoder"):
         for mode in ("on", "off"):
@@ -65,12 +72,22 @@ def test_table_is_printed_and_written_with_one_line_per_row(bench_run):
     out, stdout = bench_run
     table = (out / "bench.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| #")]
-    assert len(lines) == len(EXPECTED_ROWS)
+    assert len(lines) == len(EXPECTED_ROWS | CONCEPT_ROWS)
     assert table.strip() in stdout
     for title in ("Repeat click", "Versus the usual backend", "Service overhead", "Batching, decoder-bound, concurrency 8",
-                  "Batching, encoder-bound, concurrency 16", "Payload", "Text to masks"):
+                  "Batching, encoder-bound, concurrency 16", "Payload", "Text to masks", "EdgeTAM cold click",
+                  "Concepts in one call (SAM 3)", "Second concept (SAM 3)"):
         assert any(f"| {title} |" in line for line in lines), title
     assert " ms" not in table  # CPU runs report ratios only
+
+
+def test_concept_rows_compare_calls_that_returned_objects(bench_run):
+    """Both sides of the SAM 3 against Grounding DINO + SAM 2 row answered with masks (a side that found
+    nothing would time less work), and the row says how many."""
+    out, _ = bench_run
+    row = next(row for row in json.loads((out / "bench.json").read_text())["rows"] if row["key"] == "concepts_vs_detector")
+    counts = re.search(r"\(([\d.]+) / ([\d.]+) objects\)", row["measure"])
+    assert counts and float(counts[1]) > 0 and float(counts[2]) > 0, row["measure"]
 
 
 def test_chart_is_a_real_png(bench_run):

@@ -167,10 +167,11 @@ def test_segment_text_prompt(client, tmp_path):
 
 def test_list_models(client):
     models = client.list_models()
-    kinds = sorted(model.kind for model in models)
-    assert kinds == ["grounding_dino", "sam2"]
-    assert all(model.is_default and model.name and model.version and model.device for model in models)
-    assert {model.kind: model.capabilities for model in models} == {"grounding_dino": ("detect",), "sam2": ("segment_prompts",)}
+    pair = [model for model in models if model.kind in ("grounding_dino", "sam2")]  # --demo-weights may add more
+    assert sorted(model.kind for model in pair) == ["grounding_dino", "sam2"]
+    assert all(model.is_default and model.name and model.version and model.device for model in pair)
+    capabilities = {model.kind: set(model.capabilities) for model in pair}  # other kinds of work may be added
+    assert "detect" in capabilities["grounding_dino"] and "segment_prompts" in capabilities["sam2"]
 
 
 def test_rpc_errors_raise_client_error(client, tmp_path):

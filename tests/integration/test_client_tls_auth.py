@@ -50,7 +50,7 @@ def test_sync_client_over_mutual_tls_with_token(server, pki):
         kinds = sorted(model.kind for model in client.list_models())
     assert first.objects[0].best.to_numpy().shape == (48, 64)
     assert second.cache_hit and second.image_id == first.image_id
-    assert kinds == ["grounding_dino", "sam2"]
+    assert kinds == ["edgetam", "grounding_dino", "sam2", "sam3"]  # --demo-weights: the pair, SAM 3, EdgeTAM
 
 
 async def test_async_client_over_mutual_tls_with_token(server, pki):
@@ -94,7 +94,7 @@ def test_from_env_and_the_cli_use_the_labelgate_variables(server, pki, monkeypat
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with Client.from_env(timeout=60) as client:
-        assert len(client.list_models()) == 2
+        assert len(client.list_models()) == 4
     done = subprocess.run([sys.executable, "-m", "labelgate.cli", "models"], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -107,4 +107,4 @@ def test_raw_stub_over_tls_needs_the_token_too(server):
         stub.ListModels(pb.ListModelsRequest(), timeout=30)
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
     reply = stub.ListModels(pb.ListModelsRequest(), timeout=30, metadata=(("authorization", f"Bearer {TOKEN}"),))
-    assert {model.kind for model in reply.models} == {"sam2", "grounding_dino"}
+    assert {model.kind for model in reply.models} == {"sam2", "grounding_dino", "sam3", "edgetam"}

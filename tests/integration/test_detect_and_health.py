@@ -53,12 +53,14 @@ def test_detect_by_image_id_after_embed(server):
     assert [d.score for d in by_id.detections] == [d.score for d in by_bytes.detections]
 
 
-def test_list_models_names_both_models(server):
+def test_list_models_names_every_demo_model(server):
     models = server.stub().ListModels(pb.ListModelsRequest()).models
     kinds = {m.kind: m for m in models}
-    assert set(kinds) == {"sam2", "grounding_dino"}
-    assert all(m.version and m.device == "cpu" and m.is_default for m in models)
-    assert kinds["sam2"].name == "sam2_demo"
+    assert set(kinds) == {"sam2", "grounding_dino", "sam3", "edgetam"}  # --demo-weights: the pair, SAM 3, EdgeTAM
+    assert all(m.version and m.device == "cpu" for m in models)
+    # The pair stays the default; SAM 3 is the only concept model, so the default for concepts.
+    assert [m.name for m in models if m.is_default] == ["sam2_demo", "grounding_dino_demo", "sam3"]
+    assert kinds["sam2"].name == "sam2_demo" and kinds["edgetam"].name == "edgetam"
 
 
 def test_model_names_from_list_models_are_accepted(server):

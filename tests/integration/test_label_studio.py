@@ -2,7 +2,9 @@
 RectangleLabels + TextArea, an uploaded image and a Local Storage image, the labelgate ML backend
 connected through Label Studio's API, and predictions triggered through Label Studio's API (the
 calls its UI makes). The masks Label Studio returns or stores, decoded with its own brush codec,
-must equal what labelgate gives for the same prompts through the SDK.
+must equal what labelgate gives for the same prompts through the SDK. The labelgate server also
+serves a tiny random-weight SAM 3 ("concepts"), which a second backend uses for text prompts,
+exemplar boxes and batches, on a second project.
 
 Slow (Label Studio takes ~40 s to start), so it runs last (`runs_last`, see tests/conftest.py).
 """
@@ -17,7 +19,9 @@ import pytest
 
 from label_studio_process import ApiError, decode_brushes, start_backend, start_label_studio
 from labelgate.client import Client
+from labelgate.models.sam3.demo import write_sam3_demo_model
 from reference import encode, random_image
+from server_process import start_server
 
 pytestmark = pytest.mark.runs_last
 
@@ -32,6 +36,20 @@ CONFIG = f"""<View>
 </View>"""
 UPLOADED = encode(random_image(21, 240, 320))  # the demo detector finds "cat . dog" in this one
 LOCAL = encode(random_image(22, 333, 500))
+EXEMPLAR_LABEL = "more like cat"  # a RectangleLabels label the concept backend takes boxes of as exemplars
+CONCEPT_CONFIG = CONFIG.replace('<Label value="dog"/></RectangleLabels>',
+                                f'<Label value="dog"/><Label value="{EXEMPLAR_LABEL}"/></RectangleLabels>')
+# The demo SAM 3's random weights score every instance low: keep them all, up to a cap.
+CONCEPT_SETTINGS = {"box_threshold": 0.001, "max_instances": 5}
+
+
+@pytest.fixture(scope="module")
+def server(demo_weights, tmp_path_factory):
+    """This module's labelgate server: the demo pair plus a demo SAM 3 named "concepts"."""
+    sam3 = write_sam3_demo_model(tmp_path_factory.mktemp("sam3") / "sam3-demo")
+    running = start_server(tmp_path_factory.mktemp("server"), demo_weights, "--model", f"concepts=sam3:{sam3}")
+    yield running
+    assert running.stop() == 0, running.log()
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +104,27 @@ def project(label_studio, backend, local_files):
     by_kind = {("upload" if "/data/upload/" in t["data"]["image"] else "local"): t["id"] for t in tasks}
     assert set(by_kind) == {"upload", "local"}, tasks
     return {"id": project["id"], "ml": ml["id"], "tasks": by_kind, "images": {"upload": UPLOADED, "local": LOCAL}}
+
+
+@pytest.fixture(scope="module")
+def concept_backend(label_studio, server, personal_access_token, tmp_path_factory):
+    running = start_backend(tmp_path_factory.mktemp("concept-backend"), server.address, label_studio.url,
+                            personal_access_token, "--concept-model", "concepts", "--exemplar-labels", EXEMPLAR_LABEL,
+                            "--concept-threshold", str(CONCEPT_SETTINGS["box_threshold"]),
+                            "--max-instances", str(CONCEPT_SETTINGS["max_instances"]))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def concept_project(label_studio, concept_backend):
+    project = label_studio.api("POST", "/api/projects", {"title": "labelgate concepts", "label_config": CONCEPT_CONFIG})
+    ml = label_studio.api("POST", "/api/ml", {"url": concept_backend.url, "project": project["id"],
+                                              "is_interactive": True, "title": "labelgate concepts"})
+    assert ml["readable_state"] == "Connected", ml
+    label_studio.api("POST", f"/api/projects/{project['id']}/import", files={"uploaded.png": UPLOADED})
+    (task,) = label_studio.api("GET", "/api/tasks", params={"project": project["id"]})["tasks"]
+    return {"id": project["id"], "ml": ml["id"], "tasks": {"upload": task["id"]}}
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +252,59 @@ def test_retrieve_predictions_stores_detections_and_masks_for_every_task(label_s
         check_detections(prediction["result"], client.segment(project["images"][kind], text=CAPTION))
 
 
+def test_further_clicks_refine_the_previous_mask(label_studio, project, client, backend):
+    """Label Studio sends every click of the label so far; the second refines the first one's mask."""
+    width, height = 320, 240
+    clicks = [context_item("keypointlabels", {"x": x, "y": y, "width": 0.5, "keypointlabels": ["cat"]}, width, height,
+                           is_positive=positive, id=region_id)
+              for x, y, positive, region_id in ((71.0, 22.5, True, "k1"), (40.0, 70.0, False, "k2"))]
+    refinements = metric(backend, "labelgate_ls_refinements_total", 'outcome="refined"')
+    interactive(label_studio, project, "upload", clicks[0])
+    (brush,) = of_type(interactive(label_studio, project, "upload", *clicks), "brushlabels")
+
+    points = [(71.0 * width / 100, 22.5 * height / 100, False), (40.0 * width / 100, 70.0 * height / 100, True)]
+    first = client.segment(UPLOADED, points=points[:1], multimask=True).objects[0].best
+    refined = client.segment(UPLOADED, points=points, refine=first).objects[0].best
+    afresh = client.segment(UPLOADED, points=points).objects[0].best
+    assert not np.array_equal(refined.to_numpy(), afresh.to_numpy())  # else this test could not tell them apart
+    np.testing.assert_array_equal(decode_brushes([brush])[0], refined.to_numpy())
+    assert metric(backend, "labelgate_ls_refinements_total", 'outcome="refined"') == refinements + 1
+
+
+def test_a_text_prompt_on_a_concept_model_gives_every_instance(label_studio, concept_project, client):
+    regions = interactive(label_studio, concept_project, "upload", context_item("textarea", {"text": [CAPTION]}, 320, 240))
+
+    expected = client.segment(UPLOADED, text=CAPTION, model="concepts", **CONCEPT_SETTINGS)
+    assert 0 < len(expected.objects) <= CONCEPT_SETTINGS["max_instances"]
+    check_detections(regions, expected)
+
+
+def test_an_exemplar_box_gives_every_similar_object_as_masks(label_studio, concept_project, client):
+    width, height = 320, 240
+    box = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 40.0, "rotation": 0, "rectanglelabels": [EXEMPLAR_LABEL]}
+    regions = interactive(label_studio, concept_project, "upload", context_item("rectanglelabels", box, width, height))
+
+    assert of_type(regions, "rectanglelabels") == []
+    brushes = of_type(regions, "brushlabels")
+    assert [brush["value"]["brushlabels"] for brush in brushes] == [["cat"]] * len(brushes)  # "more like cat" -> cat
+    exemplar = (10.0 * width / 100, 20.0 * height / 100, 40.0 * width / 100, 60.0 * height / 100)
+    expected = client.segment(UPLOADED, exemplars=[exemplar], model="concepts", **CONCEPT_SETTINGS)
+    assert expected.objects
+    for mask, obj in zip(decode_brushes(brushes), expected.objects, strict=True):
+        np.testing.assert_array_equal(mask, obj.best.to_numpy())
+
+
+def test_retrieve_predictions_with_a_concept_model(label_studio, concept_project, client):
+    answer = label_studio.api("POST", "/api/dm/actions", {"selectedItems": {"all": True, "excluded": []}},
+                              params={"id": "retrieve_tasks_predictions", "project": concept_project["id"]})
+    assert answer["processed_items"] == 1, answer
+
+    (prediction,) = label_studio.api("GET", "/api/predictions", params={"project": concept_project["id"]})
+    assert re.fullmatch(r"labelgate:sam2_demo@\w+\+concepts@\w+", prediction["model_version"]), prediction
+    # The exemplar label is no class to look for: the caption is the other labels.
+    check_detections(prediction["result"], client.segment(UPLOADED, text=CAPTION, model="concepts", **CONCEPT_SETTINGS))
+
+
 def check_detections(regions: list[dict], expected) -> None:
     """One rectangle and one brush per detected object, in labelgate's order, equal to its boxes and masks."""
     rectangles, brushes = of_type(regions, "rectanglelabels"), of_type(regions, "brushlabels")
@@ -234,6 +326,9 @@ def check_detections(regions: list[dict], expected) -> None:
 
 
 def pre_embedded(backend) -> float:
-    match = re.search(r'^labelgate_ls_pre_embedded_images_total\{outcome="ok"\} (\S+)$', backend.get_text("/metrics"),
-                      re.MULTILINE)
+    return metric(backend, "labelgate_ls_pre_embedded_images_total", 'outcome="ok"')
+
+
+def metric(backend, name: str, labels: str) -> float:
+    match = re.search(rf"^{name}\{{{labels}\}} (\S+)$", backend.get_text("/metrics"), re.MULTILINE)
     return float(match.group(1)) if match else 0.0

@@ -49,12 +49,15 @@ def _segment(stub, model: str, image: pb.Image, x=40.0, y=30.0):
 
 def test_list_models_shows_every_model_with_its_kind(fleet):
     models = {m.name: m for m in fleet.stub().ListModels(pb.ListModelsRequest(), timeout=10).models}
+    # --demo-weights also serves the demo SAM 3 and EdgeTAM, after the models given with --model.
     assert {name: m.kind for name, m in models.items()} == {
-        "sam2_demo": "sam2", "grounding_dino_demo": "grounding_dino", "sam2_0": "sam2", "wand": "wand"
+        "sam2_demo": "sam2", "grounding_dino_demo": "grounding_dino", "sam2_0": "sam2", "wand": "wand", "sam3": "sam3",
+        "edgetam": "edgetam",
     }
-    assert [name for name, m in models.items() if m.is_default] == ["sam2_demo", "grounding_dino_demo"]
-    assert {name: list(m.capabilities) for name, m in models.items()} == {
-        "sam2_demo": ["segment_prompts"], "grounding_dino_demo": ["detect"], "sam2_0": ["segment_prompts"], "wand": ["segment_prompts"]
+    assert [name for name, m in models.items() if m.is_default] == ["sam2_demo", "grounding_dino_demo", "sam3"]
+    assert {name: list(m.capabilities) for name, m in models.items() if name not in ("sam3", "edgetam")} == {
+        "sam2_demo": ["segment_prompts", "track_video"], "grounding_dino_demo": ["detect"], "sam2_0": ["segment_prompts", "track_video"],
+        "wand": ["segment_prompts"]
     }
 
 

@@ -112,8 +112,6 @@ def test_text_without_a_concept_model_named_still_goes_to_the_detector(stub):
      grpc.StatusCode.INVALID_ARGUMENT, "exemplar 0"),
     ({"exemplars": [pb.Exemplar(box=pb.Box(x_min=1, y_min=1, x_max=5, y_max=5))], "points": [pb.Point(x=1, y=1)],
       "model": "concepts"}, grpc.StatusCode.INVALID_ARGUMENT, "cannot be combined with points or boxes"),
-    ({"points": [pb.Point(x=1, y=1)], "model": "concepts"}, grpc.StatusCode.INVALID_ARGUMENT,
-     "cannot give masks from points and boxes"),
     ({"text": "cat", "model": "concepts", "max_instances": 5000}, grpc.StatusCode.INVALID_ARGUMENT, "max_instances 5000"),
     ({"text": "cat", "model": "concepts", "nms_iou_threshold": 2.0}, grpc.StatusCode.INVALID_ARGUMENT,
      "nms_iou_threshold must be between 0 and 1"),

@@ -1,5 +1,6 @@
 """Two real labelgate replicas sharing a real redis-server: an image_id issued by one is served by the
-other from Redis without its encoder; Redis going away and coming back never fails a request."""
+other from Redis without its encoder (SAM 2 and SAM 3); Redis going away and coming back never fails
+a request."""
 
 from __future__ import annotations
 
@@ -74,6 +75,32 @@ def test_embed_on_a_then_segment_by_id_on_b_is_a_hit_without_b_encoding(replicas
     scores_a = [m.score for o in on_a.objects for m in o.masks]
     for score_b, score_a in zip([m.score for o in on_b.objects for m in o.masks], scores_a, strict=True):
         assert score_b == pytest.approx(score_a, abs=sam2_score_tolerance_from_fp16_features(score_a))
+
+
+SAM3 = "sam3"  # the demo SAM 3 that --demo-weights serves next to the pair
+
+
+def _concepts(stub, image: pb.Image):
+    request = pb.SegmentRequest(image=image, text="cat", model=SAM3, box_threshold=0.001)  # random weights score low
+    return stub.Segment(request, timeout=60)
+
+
+def test_sam3_concepts_on_b_use_the_features_a_computed(replicas):
+    """SAM 3 features go through Redis losslessly, position encodings made by B from their shapes: B
+    finds exactly A's instances without running its vision encoder."""
+    a, b = replicas
+    on_a = _concepts(a.stub(), pb.Image(data=encode(random_image(60, 150, 200))))
+    encodes_b, hits_b = b.metric("labelgate_model_seconds_count", stage="encode", model=SAM3), _shared(b, "hit")
+
+    on_b = _concepts(b.stub(), pb.Image(image_id=on_a.image_id))
+
+    assert on_b.cache_hit and not on_a.cache_hit
+    assert b.metric("labelgate_model_seconds_count", stage="encode", model=SAM3) == encodes_b
+    assert _shared(b, "hit") > hits_b  # (B's local share of its small --cache-bytes cannot hold them: one per lookup)
+    assert len(on_b.objects) == len(on_a.objects) > 0
+    for obj_b, obj_a in zip(on_b.objects, on_a.objects):
+        assert np.array_equal(decode_rle(obj_b.masks[0]), decode_rle(obj_a.masks[0]))
+        assert obj_b.detection_score == obj_a.detection_score and obj_b.prompt_box == obj_a.prompt_box
 
 
 def test_local_tier_stays_within_its_byte_budget_under_distinct_images(replicas):

@@ -59,6 +59,21 @@ def test_shipped_detector_labels_are_what_cvat_reads():
                       "cat": "rectangle", "traffic light": "rectangle"}
 
 
+def test_shipped_sam3_detector_asks_a_concept_model_for_masks(monkeypatch):
+    config = yaml.safe_load((FUNCTIONS / "sam3-detector" / "function.yaml").read_text())
+    assert {"name": "LABELGATE_CONCEPT_MODEL", "value": "sam3"} in config["spec"]["env"]
+    labels = labels_from_function_yaml(FUNCTIONS / "sam3-detector" / "function.yaml")
+    assert set(labels.values()) == {"mask"} and "traffic light" in labels
+    monkeypatch.setenv("LABELGATE_SERVER", "127.0.0.1:1")  # never reached
+    monkeypatch.setenv("LABELGATE_CONCEPT_MODEL", "concepts")  # what nuclio sets from the function.yaml env
+    function, context = load_function(FUNCTIONS / "sam3-detector"), NuclioContext()
+    function.init_context(context)
+    assert context.user_data.concept_model == "concepts"
+    monkeypatch.delenv("LABELGATE_CONCEPT_MODEL")
+    function.init_context(context)
+    assert context.user_data.concept_model == ""  # unset: Grounding DINO
+
+
 def test_nuclio_interactor_and_sdk_interaction_function_accept_the_same_prompts():
     """The function.yaml annotations CVAT reads equal what cvat-cli registers for our SDK function."""
     config = yaml.safe_load((FUNCTIONS / "sam2-interactor" / "function.yaml").read_text())
@@ -77,6 +92,15 @@ def test_detection_function_labels_and_types():
     for bad in ("", " , ", "car,car"):
         with pytest.raises(ValueError, match="labels"):
             detection_function.create(labels=bad)
+
+
+def test_detection_function_with_a_concept_model_gives_masks_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("LABELGATE_CONCEPT_MODEL", raising=False)
+    def types(**options) -> set:
+        return {label.type for label in detection_function.create(labels="car,person", **options).spec.labels}
+    assert types(concept_model="sam3") == {"mask"} and types(concept_model="sam3", masks=False) == {"rectangle"}
+    monkeypatch.setenv("LABELGATE_CONCEPT_MODEL", "sam3")
+    assert types() == {"mask"} and types(concept_model="") == {"rectangle"}  # the parameter wins over the variable
 
 
 @pytest.mark.parametrize("pos, neg, bbox, message", [
@@ -101,7 +125,7 @@ def test_box_corners_in_any_order():
 ])
 def test_handlers_answer_400_to_malformed_requests(body, message, monkeypatch):
     monkeypatch.setenv("LABELGATE_SERVER", "127.0.0.1:1")  # never reached
-    for name in ("sam2-interactor", "gdino-detector"):
+    for name in ("sam2-interactor", "gdino-detector", "sam3-detector"):
         function, context = load_function(FUNCTIONS / name), NuclioContext()
         function.init_context(context)
         reply = function.handler(context, event(body))

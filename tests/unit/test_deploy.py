@@ -19,6 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from labelgate.client.labeling.ontology import parse_ontology
 from labelgate.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +133,27 @@ def test_triton_deployment_requests_a_gpu_and_is_probed():
     assert container["resources"]["limits"]["nvidia.com/gpu"] >= 1
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert {p["port"] for p in objects[("Service", "triton")]["spec"]["ports"]} == {8000, 8001, 8002}
+
+
+def test_labeling_job_shards_over_its_indexes_and_the_merge_reads_every_shard():
+    objects = _objects()
+    job = objects[("Job", "labelgate-label")]["spec"]
+    container = job["template"]["spec"]["containers"][0]
+    args = dict(arg.split("=", 1) for arg in container["args"] if arg.startswith("--") and "=" in arg)
+    env = {item["name"]: item["valueFrom"]["fieldRef"]["fieldPath"] for item in container["env"]}
+    index_variable, count = args["--shard"].removeprefix("$(").split(")/")
+    assert job["completionMode"] == "Indexed" and job["completions"] == job["parallelism"] == int(count)
+    assert env[index_variable] == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    assert ("Service", args["--servers-dns"].split(".")[0]) in objects
+    shard_out = args["--out"]
+    merge = objects[("Job", "labelgate-label-merge")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert merge[:2] == ["label", "merge"]
+    assert merge[2:2 + int(count)] == [shard_out.replace(f"$({index_variable})", str(i)) for i in range(int(count))]
+    for spec in (job, objects[("Job", "labelgate-label-merge")]["spec"]):
+        claims = {v["persistentVolumeClaim"]["claimName"] for v in spec["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v}
+        assert claims and all(("PersistentVolumeClaim", claim) in objects for claim in claims)
+    ontology = objects[("ConfigMap", "labelgate-ontology")]["data"]["ontology.yaml"]
+    assert parse_ontology(yaml.safe_load(ontology)).class_names
 
 
 def _typed(variable: str, text: str):

@@ -1,8 +1,12 @@
-"""feature_codec: exact round trips where stored fp32, fp16 within the mask bar, bad bytes refused."""
+"""feature_codec: exact round trips where stored fp32, fp16 within the mask bar, bad bytes refused;
+SAM 3 features restored on another backend give exactly its concepts and clicks."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +87,86 @@ def test_torch_features_for_a_backend_whose_device_is_not_a_torch_device_land_on
     """The Triton backend keeps CPU tensors and names its device triton:URL."""
     restored = decode_features(encode_features(_features(torch.from_numpy)), "torch", "triton:127.0.0.1:8001")
     assert restored.image_embed.device == torch.device("cpu")
+
+
+# --- SAM 3 ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam3_backends(demo_weights):
+    """Two SAM 3 backends on the demo weights: the replica that encodes and one that only reads."""
+    from labelgate.models.demo import extra_demo_paths
+    from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
+
+    directory = extra_demo_paths(demo_weights)["sam3"]
+    return Sam3ConceptBackend.from_pretrained(directory), Sam3ConceptBackend.from_pretrained(directory)
+
+
+def _sam3_images() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(90, 120), (300, 200)]]
+
+
+def test_sam3_features_from_bytes_give_the_same_concepts_and_clicks_on_another_backend(sam3_backends):
+    """A second replica's backend, which never encoded, gets features equal to the tensor, position
+    encodings made from the shapes alone (equal to those of a batch-2 encode), and so exactly the
+    concepts and clicks of the encoding replica."""
+    from labelgate.models.backend import ConceptItem, DecodeItem, SamPrompt
+    from labelgate.server.feature_codec import SharedTierConceptFeatures, from_shared_tier
+
+    encoder, reader = sam3_backends
+    for features in encoder.encode(_sam3_images()):  # one batch of two images
+        restored = decode_features(encode_features(features), "torch", "cpu", reader.position_encodings)
+
+        assert isinstance(restored, SharedTierConceptFeatures) and from_shared_tier(restored)
+        assert restored.orig_hw == features.orig_hw and restored.nbytes == features.nbytes
+        for original, back in zip(features.fpn_hidden_states + features.fpn_position_encoding,
+                                  restored.fpn_hidden_states + restored.fpn_position_encoding, strict=True):
+            assert back.dtype == original.dtype and torch.equal(back, original)
+        for query in (ConceptItem(features, "cat", 0.0),
+                      ConceptItem(features, "", 0.0, boxes=np.array([[10, 10, 60, 50]], np.float32), box_labels=np.array([1]))):
+            [expected] = encoder.segment_concepts([query])
+            [found] = reader.segment_concepts([dataclasses.replace(query, features=restored)])
+            assert len(found) == len(expected) > 0
+            for a, b in zip(expected, found):
+                assert np.array_equal(a.mask, b.mask) and a.box == b.box and a.score == b.score
+
+        assert (features.tracker is None) == (restored.tracker is None)
+        if features.tracker is not None:
+            prompt = SamPrompt(points=np.array([[30, 40]], np.float32), labels=np.array([1], np.int32),
+                               boxes=np.zeros((0, 4), np.float32), multimask_output=True)
+            [expected] = encoder.decode([DecodeItem(features, prompt)])
+            [found] = reader.decode([DecodeItem(restored, prompt)])
+            assert np.array_equal(expected.masks, found.masks) and np.array_equal(expected.scores, found.scores)
+
+
+def test_sam3_features_cannot_be_read_without_a_sam3_backend(sam3_backends):
+    [features] = sam3_backends[0].encode(_sam3_images()[:1])
+    with pytest.raises(FeatureFormatError, match="position encodings of a SAM 3 backend"):
+        decode_features(encode_features(features), "torch", "cpu")
+
+
+def test_features_the_codec_does_not_know_are_unshareable(sam3_backends):
+    """A field added to ConceptImageFeatures is refused, not dropped, until the codec stores it."""
+    from labelgate.models.sam3.concepts import ConceptImageFeatures
+    from labelgate.server.feature_codec import UnshareableFeatures
+
+    @dataclasses.dataclass(frozen=True)
+    class WithMore(ConceptImageFeatures):
+        more: object = None
+
+    [features] = sam3_backends[0].encode(_sam3_images()[:1])
+    with pytest.raises(UnshareableFeatures, match="more"):
+        encode_features(WithMore(**{f.name: getattr(features, f.name) for f in dataclasses.fields(features)}))
+    with pytest.raises(UnshareableFeatures, match="dict"):
+        encode_features({"image_embed": None})
+
+
+def test_entries_written_before_the_format_field_still_decode_as_sam2():
+    data = encode_features(_features(lambda a: a), fp16=frozenset())
+    (length,) = struct.unpack_from("<I", data, 4)
+    header = json.loads(data[8:8 + length])
+    assert header.pop("format") == "sam2"
+    old = json.dumps(header).encode()
+    restored = decode_features(data[:4] + struct.pack("<I", len(old)) + old + data[8 + length:])
+    assert np.array_equal(restored.image_embed, _features(lambda a: a).image_embed)

@@ -54,7 +54,7 @@ def test_names_are_unique():
 
 def test_built_in_kinds_declare_capabilities_and_cpu_batching():
     sam2, gdino = kinds.get("sam2"), kinds.get("grounding_dino")
-    assert sam2.capabilities == {PROMPT_SEGMENT} and gdino.capabilities == {DETECT}
+    assert sam2.capabilities == {PROMPT_SEGMENT, kinds.TRACK} and gdino.capabilities == {DETECT}
     assert sam2.max_batch_size("cpu", 8) == 1 and sam2.max_batch_size("cuda:0", 8) == 8
     assert gdino.max_batch_size("cpu", 8) == 8
     assert {"sam2", "grounding_dino"} <= set(kinds.names())

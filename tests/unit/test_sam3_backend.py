@@ -186,7 +186,8 @@ def test_the_text_cache_keeps_the_most_recent_phrases(model_dir):
 def test_features_say_their_size_and_share_position_encodings(backend, cached_features):
     features = [cached_features[size] for size in SIZES]
     for one in features:
-        assert one.nbytes == sum(level.numel() * level.element_size() for level in one.fpn_hidden_states)
+        levels = sum(level.numel() * level.element_size() for level in one.fpn_hidden_states)
+        assert one.nbytes == levels + one.tracker.nbytes and one.tracker.nbytes > 0  # the tracker's, for clicks
         assert all(level.shape[0] == 1 for level in one.fpn_hidden_states)
     assert all(a is b for a, b in zip(features[0].fpn_position_encoding, features[2].fpn_position_encoding))
     assert [one.orig_hw for one in features] == SIZES

@@ -1,5 +1,5 @@
-"""TieredFeatureCache over a real redis-server: replicas share features, single flight across
-replicas never deadlocks, and Redis down or broken is never a failed request."""
+"""TieredFeatureCache over a real redis-server: replicas share features (SAM 2's and SAM 3's), single
+flight across replicas never deadlocks, and Redis down or broken is never a failed request."""
 
 from __future__ import annotations
 
@@ -214,3 +214,81 @@ async def test_one_callers_deadline_does_not_end_the_wait_of_others_for_the_same
 
     assert patient_hit and waiter.encodes == 0
     assert waiter.events("lock_waited") == 1
+
+
+# --- SAM 3 features ------------------------------------------------------------------------------
+
+
+class ConceptReplica(Replica):
+    """A SAM 3 replica: concept features (FPN levels, tracker features), position encodings from the
+    shapes, as `Sam3ConceptBackend.position_encodings` gives them."""
+
+    def __init__(self, url: str, prefix: str):
+        super().__init__(url, prefix)
+        self.cache.kind, self.cache.position_encodings = "torch", self.position_encodings
+        self.shapes_asked: list[tuple] = []
+
+    def position_encodings(self, levels):
+        import torch
+
+        self.shapes_asked.append(tuple(tuple(level.shape) for level in levels))
+        return tuple(torch.full(level.shape, float(index)) for index, level in enumerate(levels))
+
+    async def compute(self):
+        self.encodes += 1
+        return _concept_features()
+
+
+def _concept_features():
+    import torch
+
+    from labelgate.models.sam3.concepts import ConceptImageFeatures
+
+    generator = torch.Generator().manual_seed(11)
+    levels = tuple(torch.randn((1, 8, size, size), generator=generator) for size in (16, 8, 4, 2))
+    numpy = _features()
+    tracker = ImageFeatures(torch.from_numpy(numpy.image_embed), tuple(map(torch.from_numpy, numpy.high_res_feats)),
+                            numpy.orig_hw, numpy.nbytes)
+    positions = tuple(torch.zeros_like(level) for level in levels)
+    nbytes = sum(level.numel() * 4 for level in levels) + tracker.nbytes
+    return ConceptImageFeatures(levels, positions, (40, 60), nbytes, tracker)
+
+
+async def test_sam3_features_encoded_on_one_replica_are_a_hit_on_another(redis_server, prefix):
+    import torch
+
+    a, b = ConceptReplica(redis_server.url, prefix), ConceptReplica(redis_server.url, prefix)
+    try:
+        on_a, hit_a = await a.get()
+        on_b, hit_b = await b.get()
+    finally:
+        await _close(a, b)
+
+    assert (hit_a, hit_b) == (False, True) and (a.encodes, b.encodes) == (1, 0)
+    assert b.events("hit") == 1 and a.events("write") == 1
+    assert on_b.nbytes == on_a.nbytes and on_b.orig_hw == on_a.orig_hw
+    assert all(torch.equal(x, y) for x, y in zip(on_a.fpn_hidden_states, on_b.fpn_hidden_states, strict=True))  # lossless
+    assert b.shapes_asked == [tuple((1, 8, size, size) for size in (16, 8, 4, 2))]  # B's own position encodings
+    assert [float(p.flatten()[0]) for p in on_b.fpn_position_encoding] == [0.0, 1.0, 2.0, 3.0]
+    assert torch.equal(on_b.tracker.image_embed, on_a.tracker.image_embed)
+    assert all(torch.equal(x, y) for x, y in zip(on_a.tracker.high_res_feats, on_b.tracker.high_res_feats, strict=True))
+
+
+async def test_features_the_codec_cannot_store_stay_local_with_one_warning(redis_server, prefix, caplog):
+    class Unknown(Replica):
+        async def compute(self):
+            self.encodes += 1
+            return type("OtherFeatures", (), {"nbytes": 64})()
+
+    a, b = Unknown(redis_server.url, prefix), Unknown(redis_server.url, prefix)
+    with caplog.at_level(logging.WARNING, logger="labelgate.server.feature_cache"):
+        try:
+            await a.get()
+            await a.get(("image-2", "sam2_test", "v1"))
+            _, hit_b = await b.get()
+        finally:
+            await _close(a, b)
+
+    assert (a.encodes, b.encodes, hit_b) == (2, 1, False)
+    assert a.events("write") == 0
+    assert sum("its features stay in this process" in r.message for r in caplog.records) == 1 + 1  # once per replica

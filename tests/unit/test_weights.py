@@ -1,6 +1,7 @@
 """The checkpoint list, fetch/verify and the `labelgate weights` CLI, all offline: downloads are
 faked (or, where this machine has no network, really attempted and expected to fail fast), and
-the "downloaded" files are the random-weight demo models."""
+the "downloaded" files are the random-weight demo models. The Hub's refusals (401/403 of a gated
+model) and its absence are simulated by faking `snapshot_download`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import importlib
 import importlib.resources
 import io
+import json
 import shutil
 import socket
 import urllib.error
@@ -20,9 +22,9 @@ import pytest
 import torch
 
 from labelgate.models import checkpoints, weights, weights_cli
-from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES
+from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES, extra_demo_paths
 from labelgate.models.checkpoints import Sam2Spec
-from labelgate.models.weights import NoNetworkError, WeightsError
+from labelgate.models.weights import HubAccessError, NoNetworkError, WeightsError
 
 ALL_NAMES = [
     "sam2.1-hiera-tiny",
@@ -31,6 +33,8 @@ ALL_NAMES = [
     "sam2.1-hiera-large",
     "grounding-dino-tiny",
     "grounding-dino-base",
+    "sam3",
+    "edgetam",
 ]
 DEMO_SAM2_SPEC = Sam2Spec(
     name="sam2-demo",
@@ -59,6 +63,12 @@ def demo(tmp_path_factory) -> tuple[Path, Path, str]:
     return sam2, gdino, out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def extras(demo) -> dict[str, Path]:
+    """The demo SAM 3 and EdgeTAM directories `labelgate weights demo` wrote, by kind."""
+    return extra_demo_paths(demo[0].parent)
+
+
 def leftovers(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*")) if directory.exists() else []
 
@@ -78,8 +88,8 @@ def test_checkpoint_names_and_defaults():
     assert checkpoints.names() == ALL_NAMES
     assert checkpoints.get(checkpoints.DEFAULT_SAM2).kind == "sam2"
     assert checkpoints.get(checkpoints.DEFAULT_GROUNDING_DINO).kind == "grounding-dino"
-    with pytest.raises(KeyError, match="known: sam2.1-hiera-tiny, .*grounding-dino-base"):
-        checkpoints.get("sam3")
+    with pytest.raises(KeyError, match="known: sam2.1-hiera-tiny, .*grounding-dino-base, sam3, edgetam"):
+        checkpoints.get("sam4")
 
 
 @pytest.mark.parametrize("spec", checkpoints.SAM2_SPECS, ids=lambda s: s.name)
@@ -104,6 +114,18 @@ def test_grounding_dino_specs(tmp_path):
     spec = checkpoints.get("grounding-dino-base")
     assert spec.local_path(tmp_path) == tmp_path / "grounding-dino-base"
     assert spec.source == "https://huggingface.co/IDEA-Research/grounding-dino-base"
+
+
+def test_sam3_and_edgetam_specs(tmp_path):
+    """The repository ids transformers' own SAM 3 and EdgeTAM code names (its docstrings and configs)."""
+    sam3, edgetam = checkpoints.get("sam3"), checkpoints.get("edgetam")
+    assert (sam3.repo_id, sam3.kind, sam3.gated) == ("facebook/sam3", "sam3", True)
+    assert (edgetam.repo_id, edgetam.kind, edgetam.gated) == ("yonigozlan/EdgeTAM-hf", "edgetam", False)
+    assert sam3.local_path(tmp_path) == tmp_path / "sam3" and sam3.source == "https://huggingface.co/facebook/sam3"
+    edgetam_config = importlib.resources.files("transformers") / "models" / "edgetam" / "configuration_edgetam.py"
+    assert 'checkpoint="yonigozlan/EdgeTAM-hf"' in edgetam_config.read_text()
+    sam3_model = importlib.resources.files("transformers") / "models" / "sam3" / "modeling_sam3.py"
+    assert 'Sam3Model.from_pretrained("facebook/sam3")' in sam3_model.read_text()
 
 
 # --- verification --------------------------------------------------------------------------------
@@ -152,6 +174,37 @@ def test_verify_grounding_dino(demo, tmp_path):
         weights.verify_grounding_dino(broken)
     with pytest.raises(WeightsError, match="not a valid Grounding DINO"):
         weights.verify_grounding_dino(tmp_path / "nothing-here")
+
+
+@pytest.mark.parametrize("kind", ["sam3", "edgetam"])
+def test_verify_sam3_and_edgetam_accept_their_demo_layout(extras, kind):
+    weights.verify_pretrained(extras[kind], kind)
+    weights.verify(kind, extras[kind])
+
+
+def test_verify_rejects_another_kinds_directory(demo, extras):
+    with pytest.raises(WeightsError, match="not a valid SAM 3 model: config.json has model_type 'grounding-dino'"):
+        weights.verify("sam3", demo[1])
+    with pytest.raises(WeightsError, match="not a valid EdgeTAM model: config.json has model_type 'sam3_video'"):
+        weights.verify("edgetam", extras["sam3"])
+
+
+def test_verify_sam3_needs_its_tokenizer(extras, tmp_path):
+    copy = shutil.copytree(extras["sam3"], tmp_path / "sam3")
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(WeightsError, match=r"not a valid SAM 3 model: no tokenizer \(tokenizer.json or vocab.json\)"):
+        weights.verify("sam3", copy)
+
+
+def test_verify_edgetam_rejects_a_config_without_the_repvit_backbone(extras, tmp_path):
+    """A config that leaves the backbone to transformers' EdgeTamConfig defaults (which misspell its
+    `architecture`) would build another backbone than the one the weights are for."""
+    copy = shutil.copytree(extras["edgetam"], tmp_path / "edgetam")
+    config = json.loads((copy / "config.json").read_text())
+    del config["vision_config"]["backbone_config"]
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="not a valid EdgeTAM model: its config builds the backbone .*not EdgeTAM's RepViT"):
+        weights.verify("edgetam", copy)
 
 
 # --- fetch: SAM 2 (urllib faked) -----------------------------------------------------------------
@@ -309,10 +362,108 @@ def test_fetch_grounding_dino_downloads_verifies_and_skips(fake_snapshot, demo, 
     assert len(fake_snapshot.calls) == 1
 
 
+# --- fetch: SAM 3 (gated) and EdgeTAM (snapshot_download faked) --------------------------------
+
+
+def hub_refusal(status: int, gated: bool):
+    """What huggingface_hub raises when the Hub answers `status` for facebook/sam3."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+
+    http = importlib.import_module(HfHubHTTPError.__mro__[1].__module__)  # the hub's httpx
+    url = "https://huggingface.co/api/models/facebook/sam3"
+    response = http.Response(status, request=http.Request("GET", url))
+    cls = GatedRepoError if gated else HfHubHTTPError
+    return cls(f"{status} Client Error. Cannot access gated repo for url {url}.", response=response)
+
+
+def wrapped_in_local_entry_not_found(error):
+    """snapshot_download turns a refusal it does not single out into LocalEntryNotFoundError, the
+    error it otherwise raises for no network, with the refusal as its cause."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    wrapper = LocalEntryNotFoundError("An error happened while trying to locate the files on the Hub")
+    wrapper.__cause__ = error
+    return wrapper
+
+
+@pytest.mark.parametrize("error", [
+    hub_refusal(401, gated=True), hub_refusal(403, gated=True), wrapped_in_local_entry_not_found(hub_refusal(403, gated=False)),
+], ids=["401 gated", "403 gated", "403 wrapped"])
+def test_fetch_sam3_refused_by_the_hub_says_how_to_get_access(fake_snapshot, tmp_path, monkeypatch, error):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    fake_snapshot.respond = error
+    with pytest.raises(HubAccessError) as caught:
+        weights.fetch("sam3", tmp_path, progress=False)
+    message = str(caught.value)
+    status = getattr(error.__cause__ or error, "response").status_code
+    assert f"the Hugging Face Hub refused sam3 (HTTP {status}): facebook/sam3 is gated" in message
+    assert "Accept its license at https://huggingface.co/facebook/sam3" in message
+    assert "set HF_TOKEN" in message and "`hf auth login`" in message and "no token was sent" in message
+    assert not isinstance(caught.value, NoNetworkError)
+    assert leftovers(tmp_path) == []
+
+
+def test_fetch_sam3_refused_with_a_token_says_it_was_sent(fake_snapshot, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_not_a_real_token")
+    fake_snapshot.respond = hub_refusal(403, gated=True)
+    with pytest.raises(HubAccessError, match="Accept its license .* the token in use .* was sent"):
+        weights.fetch("sam3", tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("error", hub_connection_errors(), ids=lambda e: type(e).__name__)
+def test_fetch_sam3_without_network_says_no_network(fake_snapshot, tmp_path, error):
+    fake_snapshot.respond = error
+    with pytest.raises(NoNetworkError) as caught:
+        weights.fetch("sam3", tmp_path, progress=False)
+    message = str(caught.value)
+    assert "cannot reach huggingface.co to download sam3 (no network?)" in message
+    assert "hf download facebook/sam3 --local-dir sam3` after accepting its license there, with HF_TOKEN set" in message
+    assert "labelgate weights demo" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_fetch_sam3_exit_codes(fake_snapshot, tmp_path, capsys, monkeypatch):
+    """Refused: 1, with what to do; no network: 2, as for every model."""
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    fake_snapshot.respond = hub_refusal(401, gated=True)
+    assert run_cli("weights", "fetch", "sam3", "--dir", str(tmp_path), "--quiet") == 1
+    err = capsys.readouterr().err
+    assert "error: the Hugging Face Hub refused sam3 (HTTP 401)" in err and "https://huggingface.co/facebook/sam3" in err
+    assert "HF_TOKEN" in err and "Traceback" not in err
+    fake_snapshot.respond = ConnectionError("[Errno -2] Name or service not known")
+    assert run_cli("weights", "fetch", "sam3", "--dir", str(tmp_path), "--quiet") == 2
+    assert "cannot reach huggingface.co to download sam3 (no network?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["sam3", "edgetam"])
+def test_fetch_sam3_and_edgetam_download_and_verify(fake_snapshot, extras, tmp_path, kind):
+    fake_snapshot.respond = extras[kind]
+    path = weights.fetch(kind, tmp_path, progress=False)
+    assert path == tmp_path / kind and (path / "model.safetensors").is_file()
+    (call,) = fake_snapshot.calls
+    assert call["repo_id"] == checkpoints.get(kind).repo_id
+    assert {"config.json", "*.safetensors", "tokenizer*", "vocab.json", "merges.txt", "processor_config.json"} <= set(call["allow_patterns"])
+    assert not any(pattern.endswith((".pt", ".bin")) for pattern in call["allow_patterns"])  # not sam3.pt, 3.4 GB again
+    weights.fetch(kind, tmp_path, progress=False)
+    assert len(fake_snapshot.calls) == 1
+
+
+def test_fetch_edgetam_rejects_a_download_of_the_wrong_layout(fake_snapshot, demo, tmp_path):
+    fake_snapshot.respond = demo[1]  # a Grounding DINO where EdgeTAM should be
+    with pytest.raises(WeightsError, match="not a valid EdgeTAM model: config.json has model_type 'grounding-dino'"):
+        weights.fetch("edgetam", tmp_path, progress=False)
+
+
 # --- fetch for real: this machine has no network ---------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["sam2.1-hiera-tiny", "grounding-dino-tiny"])
+@pytest.mark.parametrize("name", ["sam2.1-hiera-tiny", "grounding-dino-tiny", "sam3"])
 def test_fetch_really_fails_fast_without_network(name, tmp_path):
     spec = checkpoints.get(name)
     if reachable(spec.source):
@@ -331,6 +482,7 @@ def test_cli_demo_writes_loadable_random_weights(demo, capsys):
     assert f"--sam2-config {SAM2_DEMO_CONFIG} --sam2-checkpoint {sam2}" in output
     assert "--sam2-override '++model.image_encoder.trunk.stages=[1,1,1,1]'" in output
     assert f"--gdino-model {gdino}" in output
+    assert f"--model sam3=sam3:{sam2.parent / 'sam3_demo'} --model edgetam=edgetam:{sam2.parent / 'edgetam_demo'}" in output
 
     from transformers import GroundingDinoForObjectDetection
 
@@ -347,14 +499,15 @@ def test_cli_demo_writes_loadable_random_weights(demo, capsys):
     assert run_cli("weights", "demo", str(sam2.parent)) == 0
     assert "already present" in capsys.readouterr().out
     assert stamps == (sam2.stat().st_mtime_ns, (gdino / "model.safetensors").stat().st_mtime_ns)
-    assert sorted(p.name for p in sam2.parent.iterdir()) == ["grounding_dino_demo", "sam2_demo.pt"]
+    assert sorted(p.name for p in sam2.parent.iterdir()) == ["edgetam_demo", "grounding_dino_demo", "sam2_demo.pt", "sam3_demo"]
 
 
 def test_demo_serve_args(tmp_path):
     args = weights_cli.demo_serve_args(tmp_path)
     assert args[:4] == ["--sam2-config", SAM2_DEMO_CONFIG, "--sam2-checkpoint", str(tmp_path / "sam2_demo.pt")]
     assert [args[i + 1] for i, a in enumerate(args) if a == "--sam2-override"] == list(SAM2_DEMO_OVERRIDES)
-    assert args[-2:] == ["--gdino-model", str(tmp_path / "grounding_dino_demo")]
+    assert args[-6:] == ["--gdino-model", str(tmp_path / "grounding_dino_demo"),
+                         "--model", f"sam3=sam3:{tmp_path / 'sam3_demo'}", "--model", f"edgetam=edgetam:{tmp_path / 'edgetam_demo'}"]
 
 
 def test_cli_fetch_without_network_exits_2_with_plain_message(fake_urlopen, tmp_path, capsys):
@@ -371,8 +524,8 @@ def test_cli_fetch_failure_exits_1(fake_urlopen, tmp_path, capsys):
     fake_urlopen.respond = urllib.error.HTTPError("u", 403, "Forbidden", {}, None)
     assert run_cli("weights", "fetch", "sam2.1-hiera-tiny", "--dir", str(tmp_path), "--quiet") == 1
     assert "HTTP 403" in capsys.readouterr().err
-    assert run_cli("weights", "fetch", "sam3") == 1
-    assert "unknown model sam3" in capsys.readouterr().err
+    assert run_cli("weights", "fetch", "sam4") == 1
+    assert "unknown model sam4" in capsys.readouterr().err
 
 
 def test_cli_list(tmp_path, capsys):
@@ -392,3 +545,22 @@ def test_cli_help_mentions_every_subcommand(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert all(word in out for word in ("list", "fetch", "demo", *ALL_NAMES))
+
+
+def test_demo_directory_install_replaces_an_incomplete_attempt_and_keeps_a_complete_copy(tmp_path):
+    """Servers started together write the same demo weights: the first complete copy stays."""
+    from labelgate.models.demo import _install_directory
+
+    def model(directory: Path, marker: str) -> Path:
+        directory.mkdir(parents=True)
+        (directory / "config.json").write_text(marker)
+        (directory / "model.safetensors").write_text(marker)
+        return directory
+
+    target = tmp_path / "sam3_demo"
+    target.mkdir()
+    (target / "config.json").write_text("interrupted")  # no weights: an earlier run died
+    _install_directory(model(tmp_path / "part-1", "first"), target)
+    assert (target / "model.safetensors").read_text() == "first"
+    _install_directory(model(tmp_path / "part-2", "second"), target)  # another process, too late
+    assert (target / "model.safetensors").read_text() == "first"

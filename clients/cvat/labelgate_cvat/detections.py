@@ -1,6 +1,7 @@
 """Grounding DINO through labelgate for a list of CVAT label names: the caption built from the
-names, each detection's phrase mapped back to one name, and SAM 2 masks when asked for. Shared by
-the nuclio detector and the cvat-sdk detection function."""
+names, each detection's phrase mapped back to one name, and SAM 2 masks when asked for; or a
+concept model (kind sam3) that segments every instance of each name. Shared by the nuclio
+detector and the cvat-sdk detection function."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from labelgate.client import Client, Mask
 
 Box = tuple[float, float, float, float]
 
+# Names the labelgate concept model (kind sam3) that finds the labels instead of Grounding DINO.
+CONCEPT_MODEL_ENV = "LABELGATE_CONCEPT_MODEL"
+
 # What Grounding DINO's phrases carry besides words: BERT's special tokens and the caption's dots.
 _NOT_WORDS = re.compile(r"\[(?:SEP|CLS|PAD|UNK|MASK)\]|[.?]", re.IGNORECASE)
 
@@ -24,7 +28,7 @@ class Found:
     label: str  # one of the names asked for
     score: float
     box: Box  # x_min, y_min, x_max, y_max in pixels, inside the image
-    mask: Optional[Mask] = None  # set when masks were asked for (COCO RLE + polygons)
+    mask: Optional[Mask] = None  # set for masks and concept models (COCO RLE + polygons)
 
 
 def phrase(name: str) -> str:
@@ -63,14 +67,16 @@ def _clip(box: Box, width: int, height: int) -> Box:
 
 
 def find(client: Client, image, names: Sequence[str], *, threshold: float = 0.0, text_threshold: float = 0.0,
-         masks: bool = False) -> list[Found]:
+         masks: bool = False, concept_model: str = "") -> list[Found]:
     """The objects Grounding DINO finds for `names` (one labelgate call): with `masks`, Segment
-    with the caption as text prompt (boxes plus a SAM 2 mask each), else Detect.
-    Thresholds: 0 = the server's defaults (0.35 / 0.25)."""
+    with the caption as text prompt (boxes plus a SAM 2 mask each), else Detect. With
+    `concept_model` (a sam3 model's name), Segment on that model instead: each name is one
+    concept, and every instance comes back with its box and mask, labelled with its phrase.
+    Thresholds: 0 = the server's defaults (0.35 / 0.25; a concept model's instance score: 0.35)."""
     text = caption(names)
-    if masks:
+    if masks or concept_model:
         result = client.segment(image, text=text, box_threshold=threshold, text_threshold=text_threshold,
-                                formats=("coco_rle", "polygons"))
+                                model=concept_model, formats=("coco_rle", "polygons"))
         items = [(obj.label, obj.detection_score, obj.prompt_box, obj.best) for obj in result.objects]
     else:
         result = client.detect(image, text, box_threshold=threshold, text_threshold=text_threshold)

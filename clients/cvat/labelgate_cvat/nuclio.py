@@ -6,7 +6,9 @@ Interactor (sam2-interactor):
            "obj_bbox": [[x1, y1], [x2, y2]] | null}
     reply {"mask": H x W nested lists of 0/1}
 
-Detector (gdino-detector), labels from the function.yaml `spec` annotation:
+Detector (gdino-detector; sam3-detector), labels from the function.yaml `spec` annotation; Grounding
+DINO finds them, or, where LABELGATE_CONCEPT_MODEL names a concept model (kind sam3), that model
+finds every instance of each label (one concept per label):
     body  {"image": base64, "threshold": float (optional)}
     reply [{"label", "type", "points", "confidence", "attributes": []}, ...] with, by the type
           of the label in the spec:
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -33,14 +36,15 @@ import numpy as np
 import yaml
 
 from labelgate.client import Client, LabelgateClientError
-from labelgate_cvat.detections import find, outline
+from labelgate_cvat.detections import CONCEPT_MODEL_ENV, find, outline
 from labelgate_cvat.prompts import segment_prompt
 
-MASK_TYPES = ("mask", "polygon")  # label types that need a SAM 2 mask per detection
+MASK_TYPES = ("mask", "polygon")  # label types that need a mask per detection
 
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.UNAUTHENTICATED: 502,  # the function's own configuration is wrong, not CVAT's request
+    grpc.StatusCode.NOT_FOUND: 502,  # likewise: LABELGATE_CONCEPT_MODEL names a model the server does not run
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -57,7 +61,9 @@ def init_interactor(context) -> None:
 def init_detector(context, function_yaml: Path) -> None:
     context.user_data.client = Client.from_env()
     context.user_data.labels = labels_from_function_yaml(function_yaml)
-    context.logger.info(f"labelgate detector labels: {context.user_data.labels}")
+    context.user_data.concept_model = os.environ.get(CONCEPT_MODEL_ENV, "")
+    finder = f"concept model {context.user_data.concept_model}" if context.user_data.concept_model else "Grounding DINO"
+    context.logger.info(f"labelgate detector labels: {context.user_data.labels}, found by {finder}")
 
 
 def labels_from_function_yaml(path: Path) -> dict[str, str]:
@@ -67,7 +73,7 @@ def labels_from_function_yaml(path: Path) -> dict[str, str]:
     spec = json.loads(config["metadata"]["annotations"].get("spec") or "[]")
     labels = {str(item["name"]): str(item.get("type") or "rectangle") for item in spec}
     if not labels:
-        raise ValueError(f"{path}: the spec annotation names no labels; Grounding DINO needs something to look for")
+        raise ValueError(f"{path}: the spec annotation names no labels; the detector needs something to look for")
     if len(labels) != len(spec):
         raise ValueError(f"{path}: label names in the spec annotation must be unique")
     return labels
@@ -89,7 +95,8 @@ def handle_detection(context, event):
     def run(body: dict):
         labels: dict[str, str] = context.user_data.labels
         found = find(context.user_data.client, _image(body), list(labels), threshold=_threshold(body),
-                     masks=any(kind in MASK_TYPES for kind in labels.values()))
+                     masks=any(kind in MASK_TYPES for kind in labels.values()),
+                     concept_model=context.user_data.concept_model)
         return [shape for item in found if (shape := _shape(item, labels[item.label])) is not None]
 
     return _respond(context, event, run)

@@ -2,17 +2,14 @@
 comes back for Label Studio, and per-task failures in a batch."""
 
 import numpy as np
-import pycocotools.mask
 import pytest
 from label_studio_sdk.converter.brush import decode_rle
-from labelgate.client import Detection, DetectResult, Mask, ModelInfo, SegmentedObject, SegmentResult
 
-from labelgate.label_studio.images import ImageFetchError
+from scripted_labelgate import HEIGHT, WIDTH, Fetcher, ScriptedClient, click, mask, task
 from labelgate.label_studio.metrics import BackendMetrics
 from labelgate.label_studio.predictor import PredictError, Predictor, PredictorOptions
 from labelgate.label_studio.task_images import TaskImages
 
-WIDTH, HEIGHT = 40, 20
 MASKS = """<View><Image name="image" value="$image"/>
   <BrushLabels name="mask" toName="image"><Label value="car"/><Label value="person"/></BrushLabels>
   <RectangleLabels name="box" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
@@ -21,65 +18,12 @@ BOXES_ONLY = """<View><Image name="image" value="$image"/>
   <RectangleLabels name="box" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels></View>"""
 
 
-def mask(top: int, score: float) -> Mask:
-    pixels = np.zeros((HEIGHT, WIDTH), np.uint8)
-    pixels[top:top + 5, 10:30] = 1
-    rle = pycocotools.mask.encode(np.asfortranarray(pixels))
-    return Mask(score=score, bbox=None, area=int(pixels.sum()), rle={"size": rle["size"], "counts": rle["counts"].decode()},
-                polygons=[], png=None, shape=(HEIGHT, WIDTH))
-
-
-class ScriptedClient:
-    """Answers like labelgate would; records every call as (method, image, keyword arguments)."""
-
-    def __init__(self):
-        self.calls = []
-
-    def list_models(self):
-        return [ModelInfo("sam2_demo", "sam2", "07a180f13cb4", "cpu", True),
-                ModelInfo("gdino_demo", "grounding_dino", "fdcfc6f05dea", "cpu", True)]
-
-    def embed(self, image, model=""):
-        self.calls.append(("embed", image, {}))
-        return SegmentResult("img_1", WIDTH, HEIGHT, [], False)  # only image_id/size are read
-
-    def segment(self, image, **kwargs):
-        self.calls.append(("segment", image, kwargs))
-        if kwargs.get("text"):
-            objects = [SegmentedObject([mask(0, 0.9)], "red car", 0.8, (4.0, 2.0, 24.0, 12.0)),
-                       SegmentedObject([mask(10, 0.7)], "person", 0.6, (0.0, 10.0, 40.0, 20.0))]
-        else:
-            count = max(1, len(kwargs.get("boxes") or ())) if not kwargs.get("points") else 1
-            objects = [SegmentedObject([mask(0, 0.3), mask(10, 0.8)]) for _ in range(count)]
-        return SegmentResult("img_1", WIDTH, HEIGHT, objects, False)
-
-    def detect(self, image, text, **kwargs):
-        self.calls.append(("detect", image, {"text": text, **kwargs}))
-        return DetectResult("img_1", WIDTH, HEIGHT, [Detection((4.0, 2.0, 24.0, 12.0), 0.8, "red car")])
-
-
-class Fetcher:
-    def fetch(self, reference, task_id=None):
-        if "broken" in reference:
-            raise ImageFetchError(f"image {reference!r} not found (HTTP 404)")
-        return b"png bytes of " + reference.encode()
-
-
 @pytest.fixture
 def scripted():
     client, metrics = ScriptedClient(), BackendMetrics()
     predictor = Predictor(client, TaskImages(Fetcher()), PredictorOptions(workers=2, box_threshold=0.4), metrics)
     yield predictor, client, metrics
     predictor.close()
-
-
-def task(task_id, image="/data/upload/1/a.png"):
-    return {"id": task_id, "data": {"image": image}}
-
-
-def click(x, y, label="person", positive=True):
-    return {"type": "keypointlabels", "original_width": WIDTH, "original_height": HEIGHT, "is_positive": positive,
-            "value": {"x": x, "y": y, "keypointlabels": [label]}}
 
 
 def test_batch_uses_the_labels_as_caption_and_returns_boxes_and_masks_per_task(scripted):

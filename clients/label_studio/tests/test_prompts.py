@@ -28,6 +28,12 @@ def test_clicks_become_pixels_with_negative_flags_and_the_positive_label():
     assert prompt.has_geometry and prompt.text == ""
 
 
+def test_clicks_keep_their_region_ids_in_order():
+    first, second = keypoint(10, 20), keypoint(50, 50)
+    prompt = prompt_from_context({"result": [{**first, "id": "k1"}, second]})
+    assert prompt.point_ids == ("k1", "")
+
+
 def test_a_click_without_is_positive_counts_as_positive():
     item = keypoint(10, 10)
     del item["is_positive"]

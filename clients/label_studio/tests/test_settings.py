@@ -26,7 +26,20 @@ def test_flags_win_over_the_environment():
     assert (settings.port, settings.labelgate_server) == (7000, "a:1")
 
 
+def test_concept_model_settings():
+    assert parse_settings([], {}).concept_model == "" and parse_settings([], {}).exemplar_labels == ()
+    settings = parse_settings(["--exemplar-labels", " like this, car ,,"],
+                              {"LABELGATE_LS_CONCEPT_MODEL": "sam3", "LABELGATE_LS_CONCEPT_THRESHOLD": "0.3",
+                               "LABELGATE_LS_MAX_INSTANCES": "20"})
+    assert (settings.concept_model, settings.concept_threshold, settings.max_instances) == ("sam3", 0.3, 20)
+    assert settings.exemplar_labels == ("like this", "car")
+    assert parse_settings([], {"LABELGATE_LS_CONCEPT_MODEL": "sam3", "LABELGATE_LS_EXEMPLAR_LABELS": "x"}).exemplar_labels == ("x",)
+
+
 @pytest.mark.parametrize("argv, environ", [
+    (["--exemplar-labels", "like this"], {}),
+    (["--concept-model", "sam3", "--concept-threshold", "2"], {}),
+    (["--concept-model", "sam3", "--max-instances", "-1"], {}),
     (["--port", "70000"], {}),
     ([], {"LABELGATE_LS_PORT": "abc"}),
     (["--workers", "0"], {}),

@@ -21,6 +21,9 @@ class BackendMetrics:
                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
         self.pre_embedded = Counter("labelgate_ls_pre_embedded_images", "Images embedded ahead of use, by outcome",
                                     ["outcome"], registry=self.registry)
+        self.refinements = Counter("labelgate_ls_refinements", "Clicks that refined the previous mask (refined), or "
+                                   "found it evicted in labelgate and started afresh (expired)",
+                                   ["outcome"], registry=self.registry)
 
     @contextmanager
     def time(self, mode: str):

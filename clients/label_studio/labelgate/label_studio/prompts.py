@@ -29,6 +29,7 @@ class LabeledBox:
 @dataclass(frozen=True)
 class InteractivePrompt:
     points: tuple[tuple[float, float, bool], ...] = ()  # (x, y, negative) in pixels
+    point_ids: tuple[str, ...] = ()  # each click's region id ("" where Label Studio sent none)
     boxes: tuple[LabeledBox, ...] = ()
     text: str = ""
     label: str = ""  # the label of the clicks: the first positive one's
@@ -45,7 +46,7 @@ def prompt_from_context(context: Mapping | None) -> InteractivePrompt | None:
     results = (context or {}).get("result") or []
     if not results:
         return None
-    points, boxes, texts, labels, size = [], [], [], [], None
+    points, point_ids, boxes, texts, labels, size = [], [], [], [], [], None
     for index, item in enumerate(results):
         kind = str(item.get("type", "")).lower()
         value = item.get("value") or {}
@@ -55,6 +56,7 @@ def prompt_from_context(context: Mapping | None) -> InteractivePrompt | None:
                 x, y = point_to_pixels(value, *size)
                 negative = item.get("is_positive") is False
                 points.append((x, y, negative))
+                point_ids.append(str(item.get("id") or ""))
                 labels.append((negative, _first(value.get(KEYPOINT))))
             elif kind == RECTANGLE:
                 size = _size(item)
@@ -65,7 +67,7 @@ def prompt_from_context(context: Mapping | None) -> InteractivePrompt | None:
             raise PromptError(f"context.result[{index}] ({kind or 'no type'}) is malformed: {error!r}") from None
     label = next((label for negative, label in labels if not negative and label), "") or next(
         (label for _, label in labels if label), "")
-    return InteractivePrompt(points=tuple(points), boxes=tuple(boxes), text=" ".join(texts).strip(), label=label, size=size)
+    return InteractivePrompt(points=tuple(points), point_ids=tuple(point_ids), boxes=tuple(boxes), text=" ".join(texts).strip(), label=label, size=size)
 
 
 def _size(item: Mapping) -> tuple[int, int]:

@@ -26,6 +26,10 @@ class BackendSettings:
     workers: int
     sam2_model: str
     detector_model: str
+    concept_model: str
+    concept_threshold: float
+    max_instances: int
+    exemplar_labels: tuple[str, ...]
     log_level: str
 
     @property
@@ -37,12 +41,17 @@ def _first(environ: Mapping[str, str], *names: str, default: str = "") -> str:
     return next((environ[name] for name in names if environ.get(name)), default)
 
 
+def _label_list(text: str) -> tuple[str, ...]:
+    return tuple(label.strip() for label in text.split(",") if label.strip())
+
+
 def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> BackendSettings:
     # String defaults go through each flag's `type`, so a bad variable fails like a bad flag.
     env = lambda *names, default="": _first(environ, *names, default=default)  # noqa: E731
     parser = argparse.ArgumentParser(
         prog="labelgate-label-studio",
-        description="Label Studio ML backend serving SAM 2 masks and Grounding DINO boxes from a labelgate server.")
+        description="Label Studio ML backend serving SAM 2 masks, Grounding DINO boxes and SAM 3 instances from a "
+                    "labelgate server.")
     parser.add_argument("--host", default=env("LABELGATE_LS_HOST", default="127.0.0.1"),
                         help="address to listen on; 0.0.0.0 when Label Studio runs on another machine or in Docker "
                              "[LABELGATE_LS_HOST, 127.0.0.1]")
@@ -71,6 +80,18 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
                         help="labelgate SAM 2 model name, '' = its default [LABELGATE_LS_SAM2_MODEL]")
     parser.add_argument("--detector-model", default=env("LABELGATE_LS_DETECTOR_MODEL"),
                         help="labelgate Grounding DINO model name, '' = its default [LABELGATE_LS_DETECTOR_MODEL]")
+    parser.add_argument("--concept-model", default=env("LABELGATE_LS_CONCEPT_MODEL"),
+                        help="labelgate concept model (kind sam3) for text prompts and batch predictions: every instance "
+                             "of each label; '' = Grounding DINO + SAM 2 [LABELGATE_LS_CONCEPT_MODEL]")
+    parser.add_argument("--concept-threshold", type=float, default=env("LABELGATE_LS_CONCEPT_THRESHOLD", default="0"),
+                        help="the concept model's instance score threshold, 0 = labelgate's default "
+                             "[LABELGATE_LS_CONCEPT_THRESHOLD]")
+    parser.add_argument("--max-instances", type=int, default=env("LABELGATE_LS_MAX_INSTANCES", default="0"),
+                        help="at most this many instances per concept request, 0 = labelgate's default "
+                             "[LABELGATE_LS_MAX_INSTANCES]")
+    parser.add_argument("--exemplar-labels", type=_label_list, default=env("LABELGATE_LS_EXEMPLAR_LABELS"),
+                        help="comma-separated RectangleLabels labels whose boxes are exemplars for the concept model: "
+                             "every similar object comes back as a mask [LABELGATE_LS_EXEMPLAR_LABELS]")
     parser.add_argument("--log-level", default=env("LABELGATE_LS_LOG_LEVEL", default="INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="[LABELGATE_LS_LOG_LEVEL, INFO]")
     args = parser.parse_args(argv)
@@ -85,6 +106,12 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     for name in ("box_threshold", "text_threshold"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(args, name)}")
+    if not 0.0 <= args.concept_threshold <= 1.0:
+        parser.error(f"--concept-threshold must be between 0 and 1, got {args.concept_threshold}")
+    if args.max_instances < 0:
+        parser.error(f"--max-instances must be 0 (labelgate's default) or more, got {args.max_instances}")
+    if args.exemplar_labels and not args.concept_model:
+        parser.error("--exemplar-labels needs --concept-model: exemplar boxes go to a concept model (kind sam3)")
     if args.label_studio_url and not args.label_studio_url.startswith(("http://", "https://")):
         parser.error(f"--label-studio-url must start with http:// or https://, got {args.label_studio_url!r}")
     if bool(args.basic_auth_user) != bool(args.basic_auth_pass):

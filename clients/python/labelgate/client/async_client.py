@@ -62,11 +62,12 @@ class AsyncClient(ClientBase):
                       boxes: Iterable[Sequence] = (), text: str = "", multimask: bool = False,
                       formats: Iterable[str] = ("coco_rle",), box_threshold: float = 0.0,
                       text_threshold: float = 0.0, model: str = "", detector_model: str = "", *,
+                      exemplars: Iterable[Sequence] = (), nms_iou_threshold: float = 0.0, max_instances: int = 0,
                       refine: Mask | str | None = None, timeout: Timeout = CLIENT_TIMEOUT) -> SegmentResult:
         request = messages.segment_request(
             points=points, boxes=boxes, text=text, multimask=multimask, formats=formats,
             box_threshold=box_threshold, text_threshold=text_threshold, model=model, detector_model=detector_model,
-            refine=refine,
+            refine=refine, exemplars=exemplars, nms_iou_threshold=nms_iou_threshold, max_instances=max_instances,
         )
         return segment_result_from_pb(await self._call_with_image("Segment", image, request, timeout))
 
@@ -76,6 +77,12 @@ class AsyncClient(ClientBase):
         request = messages.detect_request(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
                                           model=model)
         return detect_result_from_pb(await self._call_with_image("Detect", image, request, timeout))
+
+    def track(self, video, prompts, **options):
+        """As `Client.track`, an async iterator: ``async for frame in client.track(video, prompts)``."""
+        from labelgate.client.tracking import track_async
+
+        return track_async(self, video, prompts, **options)
 
     async def list_models(self, *, timeout: Timeout = CLIENT_TIMEOUT) -> list[ModelInfo]:
         response = await self._invoke("ListModels", pb.ListModelsRequest(), self._attempts(timeout))

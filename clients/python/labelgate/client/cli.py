@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageOps
 from labelgate.client import report
 from labelgate.client.client import DEFAULT_TARGET, Client
 from labelgate.client.errors import LabelgateClientError
+from labelgate.client.labeling.commands import add_labeling_commands
 from labelgate.client.overlay import draw_overlay
 from labelgate.client.transport import SERVER_ENV, TLS_CA_ENV, TOKEN_ENV
 _NEGATIVE = {"neg", "negative", "n", "-"}
@@ -37,7 +38,8 @@ def _numbers(parts: list[str], what: str, syntax: str, text: str) -> list[float]
     return values
 
 
-_EXAMPLES = {"point": "--point 120,80 or --point 40,35,neg", "box": "--box 10,20,200,180"}
+_EXAMPLES = {"point": "--point 120,80 or --point 40,35,neg", "box": "--box 10,20,200,180",
+             "exemplar": "--exemplar 10,20,200,180 or --exemplar 220,40,300,160,neg"}
 
 
 def parse_point(text: str) -> tuple[float, float, bool]:
@@ -71,6 +73,45 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
     if x_max <= x_min or y_max <= y_min:
         raise argparse.ArgumentTypeError(f"box {text!r}: X2 must be > X1 and Y2 > Y1, e.g. {_EXAMPLES['box']}")
     return x_min, y_min, x_max, y_max
+
+
+def parse_exemplar(text: str) -> tuple[float, float, float, float, bool]:
+    """"X1,Y1,X2,Y2" or "X1,Y1,X2,Y2,neg" -> (x_min, y_min, x_max, y_max, negative)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) not in (4, 5):
+        raise argparse.ArgumentTypeError(
+            f"exemplar {text!r}: expected X1,Y1,X2,Y2 or X1,Y1,X2,Y2,neg (a box in pixels around an example of "
+            f"what to find; 'neg' marks a counter-example), e.g. {_EXAMPLES['exemplar']}"
+        )
+    x_min, y_min, x_max, y_max = _numbers(parts[:4], "exemplar", "X1,Y1,X2,Y2[,neg]", text)
+    if x_max <= x_min or y_max <= y_min:
+        raise argparse.ArgumentTypeError(f"exemplar {text!r}: X2 must be > X1 and Y2 > Y1, e.g. {_EXAMPLES['exemplar']}")
+    negative = False
+    if len(parts) == 5:
+        flag = parts[4].lower()
+        if flag not in _NEGATIVE | _POSITIVE:
+            raise argparse.ArgumentTypeError(
+                f"exemplar {text!r}: the fifth part must be 'neg' (not like this) or 'pos', got {parts[4]!r}; "
+                f"e.g. {_EXAMPLES['exemplar']}"
+            )
+        negative = flag in _NEGATIVE
+    return x_min, y_min, x_max, y_max, negative
+
+
+def _instance_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"max instances {text!r}: expected a whole number, e.g. 20") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"max instances {text!r}: must be at least 1")
+    return value
+
+
+def _mask_id(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("mask id is empty: pass a mask_id printed by an earlier `labelgate segment`")
+    return text.strip()
 
 
 def _threshold(text: str) -> float:
@@ -111,15 +152,20 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Send IMAGE to a labelgate server and print one line per object (label, score, area,\n"
             "bbox), or the full result with --json. Give clicks and/or boxes, or a text prompt\n"
-            "(Grounding DINO finds the objects, SAM 2 masks them). Coordinates are pixels of the\n"
-            "EXIF-oriented image, origin top-left."
+            "(Grounding DINO finds the objects, SAM 2 masks them), or with --model naming a concept\n"
+            "model (kind sam3) a text prompt and/or exemplar boxes: every instance comes back.\n"
+            "Coordinates are pixels of the EXIF-oriented image, origin top-left. Each mask's id is\n"
+            "printed: pass it to --refine, with all the clicks, to refine that mask."
         ),
         epilog=(
             "examples:\n"
             "  labelgate segment photo.jpg --point 120,80 --out overlay.png\n"
             "  labelgate segment photo.jpg --point 120,80 --point 40,35,neg --box 10,20,200,180\n"
             "  labelgate segment photo.jpg --box 10,20,200,180 --box 220,40,300,160 --json\n"
-            "  labelgate segment photo.jpg --text 'cat . dog .' --out overlay.png"
+            "  labelgate segment photo.jpg --text 'cat . dog .' --out overlay.png\n"
+            "  labelgate segment photo.jpg --model sam3 --text 'car . person .' --max-instances 20\n"
+            "  labelgate segment photo.jpg --model sam3 --exemplar 10,20,60,80 --exemplar 100,20,150,80,neg\n"
+            "  labelgate segment photo.jpg --point 120,80 --point 40,35,neg --refine mask_0123..."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -133,6 +179,21 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
                               "(not combined with --point/--box)")
     segment.add_argument("--multimask", action="store_true",
                          help="ask SAM 2 for 3 candidate masks per object (the best is shown)")
+    segment.add_argument("--model", default="", metavar="NAME",
+                         help="the model to use (`labelgate models` lists them): a SAM 2 model for clicks and boxes, "
+                              "or a concept model (kind sam3) for --text/--exemplar (default: the server's SAM 2)")
+    segment.add_argument("--exemplar", dest="exemplars", type=parse_exemplar, action="append", default=[],
+                         metavar="X1,Y1,X2,Y2[,neg]",
+                         help="with a concept --model: a box around an example of what to find, or with ',neg' "
+                              "around something that is not (repeatable; alone or with --text)")
+    segment.add_argument("--max-instances", type=_instance_count, default=0, metavar="N",
+                         help="with a concept --model: at most N instances, the best-scoring (default: the server's, 100)")
+    segment.add_argument("--nms-iou", type=_threshold, default=0.0, metavar="T",
+                         help="with a concept --model: instances of one phrase whose masks overlap more than T are "
+                              "one (default: the server's, 0.5; 1 keeps all)")
+    segment.add_argument("--refine", type=_mask_id, metavar="MASK_ID",
+                         help="refine the mask with this id from an earlier call on the same image and model; "
+                              "give all the clicks, the earlier ones too")
     _add_threshold_flags(segment, "for --text: ")
     _add_output_flags(segment, "the best mask of each object, with its prompt or detection box")
     _add_connection_flags(segment)
@@ -159,6 +220,7 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_connection_flags(models)
     models.set_defaults(func=_models)
+    add_labeling_commands(subparsers)
 
 
 def _add_threshold_flags(parser: argparse.ArgumentParser, note: str = "") -> None:
@@ -190,7 +252,9 @@ def _segment(args: argparse.Namespace) -> int:
     def run(client: Client) -> None:
         result = client.segment(
             args.image, points=args.points, boxes=args.boxes, text=args.text, multimask=args.multimask,
-            box_threshold=args.box_threshold, text_threshold=args.text_threshold,
+            box_threshold=args.box_threshold, text_threshold=args.text_threshold, model=args.model,
+            exemplars=args.exemplars, max_instances=args.max_instances, nms_iou_threshold=args.nms_iou,
+            refine=args.refine,
         )
         _print(report.segment_dict(result) if args.json else report.segment_lines(result), args.json)
         if args.out:

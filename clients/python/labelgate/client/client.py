@@ -71,14 +71,21 @@ class Client(ClientBase):
     def segment(self, image: ImageLike | ImageId, points: Iterable[Sequence] = (), boxes: Iterable[Sequence] = (),
                 text: str = "", multimask: bool = False, formats: Iterable[str] = ("coco_rle",),
                 box_threshold: float = 0.0, text_threshold: float = 0.0, model: str = "",
-                detector_model: str = "", *, refine: Mask | str | None = None,
+                detector_model: str = "", *, exemplars: Iterable[Sequence] = (), nms_iou_threshold: float = 0.0,
+                max_instances: int = 0, refine: Mask | str | None = None,
                 timeout: Timeout = CLIENT_TIMEOUT) -> SegmentResult:
-        """SAM 2 masks for clicks and/or boxes, or for the Grounding DINO detections of `text`.
+        """SAM 2 masks for clicks and/or boxes, or for the Grounding DINO detections of `text`;
+        with `model` naming a concept model (kind sam3), every instance of `text` and/or `exemplars`.
 
         points: (x, y) or (x, y, negative) in pixels; boxes: (x_min, y_min, x_max, y_max).
         Several boxes without points give one object each; points (with at most one box) give
         one object. `text` ("cat . dog .") cannot be combined with points or boxes.
-        formats: any of "coco_rle", "polygons", "png". Thresholds: 0 = the server's defaults.
+        formats: any of "coco_rle", "polygons", "png". Thresholds: 0 = the server's defaults
+        (for a concept model, box_threshold is the instance score threshold).
+        exemplars: boxes (x_min, y_min, x_max, y_max), "objects like this", or with a fifth item
+        True or "neg", "not like this"; for a concept model, alone or with `text`.
+        nms_iou_threshold, max_instances: for a concept model, instances of one phrase overlapping
+        more than this mask IoU are one, and at most this many come back (0 = the server's defaults).
         refine: a Mask of an earlier result on this image (or its mask_id): SAM 2 starts from it.
         Send all the clicks, the earlier ones too, and at most one box.
         timeout: seconds for this call, retries included (default: the client's).
@@ -86,7 +93,7 @@ class Client(ClientBase):
         request = messages.segment_request(
             points=points, boxes=boxes, text=text, multimask=multimask, formats=formats,
             box_threshold=box_threshold, text_threshold=text_threshold, model=model, detector_model=detector_model,
-            refine=refine,
+            refine=refine, exemplars=exemplars, nms_iou_threshold=nms_iou_threshold, max_instances=max_instances,
         )
         return segment_result_from_pb(self._call_with_image("Segment", image, request, timeout))
 
@@ -96,6 +103,14 @@ class Client(ClientBase):
         request = messages.detect_request(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
                                           model=model)
         return detect_result_from_pb(self._call_with_image("Detect", image, request, timeout))
+
+    def track(self, video, prompts, **options):
+        """Track objects through a video: `video` is a video file (path or bytes) or a list of frames,
+        `prompts` are `tracking.ObjectPrompt`s; yields a `tracking.TrackedFrame` per frame as the
+        server computes it (options: direction, start_frame, max_frames, formats, model, timeout)."""
+        from labelgate.client.tracking import track
+
+        return track(self, video, prompts, **options)
 
     def list_models(self, *, timeout: Timeout = CLIENT_TIMEOUT) -> list[ModelInfo]:
         response = self._invoke("ListModels", pb.ListModelsRequest(), self._attempts(timeout))

@@ -35,6 +35,34 @@ def boxes_to_pb(boxes: Iterable[Sequence]) -> list[pb.Box]:
     return messages
 
 
+_EXEMPLAR_SYNTAX = "(x_min, y_min, x_max, y_max) or (x_min, y_min, x_max, y_max, negative)"
+_NEGATIVE_WORDS = {"neg", "negative"}
+_POSITIVE_WORDS = {"pos", "positive"}
+
+
+def exemplars_to_pb(exemplars: Iterable[Sequence]) -> list[pb.Exemplar]:
+    """Each exemplar is a box, "objects like this", or a box with a fifth item saying whether it
+    is negative ("not like this"): True/False, or "neg"/"pos"."""
+    messages = []
+    for index, exemplar in enumerate(exemplars):
+        values = _as_tuple(exemplar, "exemplar", index, _EXEMPLAR_SYNTAX)
+        if len(values) not in (4, 5):
+            raise ValueError(f"exemplar {index}: expected {_EXEMPLAR_SYNTAX}, got {exemplar!r}")
+        [box] = boxes_to_pb([values[:4]])
+        negative = _negative(values[4], index) if len(values) == 5 else False
+        messages.append(pb.Exemplar(box=box, negative=negative))
+    return messages
+
+
+def _negative(flag, index: int) -> bool:
+    if isinstance(flag, str):
+        if flag.lower() in _NEGATIVE_WORDS | _POSITIVE_WORDS:
+            return flag.lower() in _NEGATIVE_WORDS
+    elif flag in (True, False):  # also 0 and 1
+        return bool(flag)
+    raise ValueError(f"exemplar {index}: the fifth item must be True/'neg' (not like this) or False/'pos', got {flag!r}")
+
+
 def _as_tuple(value, what: str, index: int, expected: str) -> tuple:
     try:
         return tuple(value)
@@ -75,9 +103,16 @@ def refine_mask_id(refine) -> str:
     return mask_id
 
 
+def max_instances_value(max_instances) -> int:
+    if isinstance(max_instances, bool) or not isinstance(max_instances, int) or max_instances < 0:
+        raise ValueError(f"max_instances must be a whole number >= 0 (0 = the server's default), got {max_instances!r}")
+    return max_instances
+
+
 def segment_request(*, points=(), boxes=(), text: str = "", multimask: bool = False,
                     formats=("coco_rle",), box_threshold: float = 0.0, text_threshold: float = 0.0,
-                    model: str = "", detector_model: str = "", refine=None) -> pb.SegmentRequest:
+                    model: str = "", detector_model: str = "", refine=None, exemplars=(),
+                    nms_iou_threshold: float = 0.0, max_instances: int = 0) -> pb.SegmentRequest:
     return pb.SegmentRequest(
         points=points_to_pb(points),
         boxes=boxes_to_pb(boxes),
@@ -89,6 +124,9 @@ def segment_request(*, points=(), boxes=(), text: str = "", multimask: bool = Fa
         model=model,
         detector_model=detector_model,
         refine_mask_id=refine_mask_id(refine),
+        exemplars=exemplars_to_pb(exemplars),
+        nms_iou_threshold=float(nms_iou_threshold),
+        max_instances=max_instances_value(max_instances),
     )
 
 

@@ -14,7 +14,8 @@ def _box_text(box: Box | None) -> str:
 
 
 def mask_dict(mask: Mask) -> dict:
-    return {"score": round(mask.score, 4), "area": mask.area, "bbox": _box(mask.bbox), "rle": mask.rle}
+    return {"score": round(mask.score, 4), "area": mask.area, "bbox": _box(mask.bbox), "rle": mask.rle,
+            "mask_id": mask.mask_id}
 
 
 def segment_dict(result: SegmentResult) -> dict:
@@ -58,8 +59,10 @@ def segment_lines(result: SegmentResult) -> list[str]:
             lines.append(f"  {number}. {label}{detection}: no mask")
             continue
         of = f" (best of {len(obj.masks)})" if len(obj.masks) > 1 else ""
+        mask_id = f", mask_id {best.mask_id}" if best.mask_id else ""  # for `--refine`
         lines.append(
             f"  {number}. {label}{detection}: score {best.score:.3f}{of}, area {best.area} px, bbox {_box_text(best.bbox)}"
+            f"{mask_id}"
         )
     return lines
 

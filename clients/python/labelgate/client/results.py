@@ -70,7 +70,8 @@ def _rasterise(polygons: list[Polygon], shape: tuple[int, int]) -> np.ndarray:
 class SegmentedObject:
     """The masks for one object: one per point/box prompt, or per detection for text prompts.
     `label` and `detection_score` are set for text prompts; `prompt_box` is the user box or
-    detection box that prompted it, if any."""
+    detection box that prompted it, if any. From a concept model (sam3) each instance is one
+    object: its mask, its phrase as `label`, its score and its box as `prompt_box`."""
 
     masks: list[Mask]
     label: str = ""

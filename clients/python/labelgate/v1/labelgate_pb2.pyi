@@ -12,9 +12,18 @@ class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COCO_RLE: _ClassVar[MaskFormat]
     POLYGONS: _ClassVar[MaskFormat]
     PNG: _ClassVar[MaskFormat]
+
+class PropagateDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROPAGATE_FORWARD: _ClassVar[PropagateDirection]
+    PROPAGATE_BACKWARD: _ClassVar[PropagateDirection]
+    PROPAGATE_BOTH: _ClassVar[PropagateDirection]
 COCO_RLE: MaskFormat
 POLYGONS: MaskFormat
 PNG: MaskFormat
+PROPAGATE_FORWARD: PropagateDirection
+PROPAGATE_BACKWARD: PropagateDirection
+PROPAGATE_BOTH: PropagateDirection
 
 class Image(_message.Message):
     __slots__ = ("data", "image_id")
@@ -227,3 +236,111 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class VideoFrames(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[Image]
+    def __init__(self, frames: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
+
+class OpenVideoRequest(_message.Message):
+    __slots__ = ("video", "frames", "model")
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    video: bytes
+    frames: VideoFrames
+    model: str
+    def __init__(self, video: _Optional[bytes] = ..., frames: _Optional[_Union[VideoFrames, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class OpenVideoResponse(_message.Message):
+    __slots__ = ("session_id", "frame_count", "width", "height", "timestamps", "model")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    frame_count: int
+    width: int
+    height: int
+    timestamps: _containers.RepeatedScalarFieldContainer[float]
+    model: str
+    def __init__(self, session_id: _Optional[str] = ..., frame_count: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., timestamps: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ObjectPrompt(_message.Message):
+    __slots__ = ("object_id", "points", "box", "mask_png")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    MASK_PNG_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    box: Box
+    mask_png: bytes
+    def __init__(self, object_id: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., mask_png: _Optional[bytes] = ...) -> None: ...
+
+class AddPromptsRequest(_message.Message):
+    __slots__ = ("session_id", "frame_index", "objects", "formats")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FORMATS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    frame_index: int
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectPrompt]
+    formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
+    def __init__(self, session_id: _Optional[str] = ..., frame_index: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[ObjectPrompt, _Mapping]]] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ...) -> None: ...
+
+class TrackedObject(_message.Message):
+    __slots__ = ("object_id", "mask")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    mask: Mask
+    def __init__(self, object_id: _Optional[int] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ...) -> None: ...
+
+class TrackedFrame(_message.Message):
+    __slots__ = ("frame_index", "timestamp", "objects")
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    frame_index: int
+    timestamp: float
+    objects: _containers.RepeatedCompositeFieldContainer[TrackedObject]
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., objects: _Optional[_Iterable[_Union[TrackedObject, _Mapping]]] = ...) -> None: ...
+
+class AddPromptsResponse(_message.Message):
+    __slots__ = ("frame",)
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    frame: TrackedFrame
+    def __init__(self, frame: _Optional[_Union[TrackedFrame, _Mapping]] = ...) -> None: ...
+
+class PropagateRequest(_message.Message):
+    __slots__ = ("session_id", "start_frame", "direction", "max_frames", "formats", "object_ids")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    START_FRAME_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FORMATS_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    start_frame: int
+    direction: PropagateDirection
+    max_frames: int
+    formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
+    object_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., start_frame: _Optional[int] = ..., direction: _Optional[_Union[PropagateDirection, str]] = ..., max_frames: _Optional[int] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., object_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CloseVideoRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CloseVideoResponse(_message.Message):
+    __slots__ = ("frames_tracked",)
+    FRAMES_TRACKED_FIELD_NUMBER: _ClassVar[int]
+    frames_tracked: int
+    def __init__(self, frames_tracked: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,26 @@ class LabelgateStub:
                 request_serializer=labelgate_dot_v1_dot_labelgate__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.OpenVideo = channel.unary_unary(
+                '/labelgate.v1.Labelgate/OpenVideo',
+                request_serializer=labelgate_dot_v1_dot_labelgate__pb2.OpenVideoRequest.SerializeToString,
+                response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.OpenVideoResponse.FromString,
+                _registered_method=True)
+        self.AddPrompts = channel.unary_unary(
+                '/labelgate.v1.Labelgate/AddPrompts',
+                request_serializer=labelgate_dot_v1_dot_labelgate__pb2.AddPromptsRequest.SerializeToString,
+                response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.AddPromptsResponse.FromString,
+                _registered_method=True)
+        self.Propagate = channel.unary_stream(
+                '/labelgate.v1.Labelgate/Propagate',
+                request_serializer=labelgate_dot_v1_dot_labelgate__pb2.PropagateRequest.SerializeToString,
+                response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.TrackedFrame.FromString,
+                _registered_method=True)
+        self.CloseVideo = channel.unary_unary(
+                '/labelgate.v1.Labelgate/CloseVideo',
+                request_serializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoRequest.SerializeToString,
+                response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoResponse.FromString,
+                _registered_method=True)
 
 
 class LabelgateServicer:
@@ -87,6 +107,37 @@ class LabelgateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenVideo(self, request, context):
+        """Video tracking with SAM 2's video predictor (docs/video.md). OpenVideo starts a session on a
+        clip; AddPrompts marks or corrects objects on any frame; Propagate streams every object's mask
+        frame by frame; CloseVideo frees the session. A session lives on the replica that opened it and
+        belongs to its caller: an unknown, expired or foreign session id is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddPrompts(self, request, context):
+        """Prompts for objects on one frame; answers that frame's masks of every object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Propagate(self, request, context):
+        """Tracks the prompted objects through the clip, one message per frame as each is computed.
+        Cancelling the call stops the computation at the next frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseVideo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LabelgateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +160,26 @@ def add_LabelgateServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.ListModelsRequest.FromString,
                     response_serializer=labelgate_dot_v1_dot_labelgate__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'OpenVideo': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenVideo,
+                    request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.OpenVideoRequest.FromString,
+                    response_serializer=labelgate_dot_v1_dot_labelgate__pb2.OpenVideoResponse.SerializeToString,
+            ),
+            'AddPrompts': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddPrompts,
+                    request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.AddPromptsRequest.FromString,
+                    response_serializer=labelgate_dot_v1_dot_labelgate__pb2.AddPromptsResponse.SerializeToString,
+            ),
+            'Propagate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Propagate,
+                    request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.PropagateRequest.FromString,
+                    response_serializer=labelgate_dot_v1_dot_labelgate__pb2.TrackedFrame.SerializeToString,
+            ),
+            'CloseVideo': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseVideo,
+                    request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoRequest.FromString,
+                    response_serializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +290,114 @@ class Labelgate:
             '/labelgate.v1.Labelgate/ListModels',
             labelgate_dot_v1_dot_labelgate__pb2.ListModelsRequest.SerializeToString,
             labelgate_dot_v1_dot_labelgate__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelgate.v1.Labelgate/OpenVideo',
+            labelgate_dot_v1_dot_labelgate__pb2.OpenVideoRequest.SerializeToString,
+            labelgate_dot_v1_dot_labelgate__pb2.OpenVideoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddPrompts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelgate.v1.Labelgate/AddPrompts',
+            labelgate_dot_v1_dot_labelgate__pb2.AddPromptsRequest.SerializeToString,
+            labelgate_dot_v1_dot_labelgate__pb2.AddPromptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Propagate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/labelgate.v1.Labelgate/Propagate',
+            labelgate_dot_v1_dot_labelgate__pb2.PropagateRequest.SerializeToString,
+            labelgate_dot_v1_dot_labelgate__pb2.TrackedFrame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelgate.v1.Labelgate/CloseVideo',
+            labelgate_dot_v1_dot_labelgate__pb2.CloseVideoRequest.SerializeToString,
+            labelgate_dot_v1_dot_labelgate__pb2.CloseVideoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,159 @@
+"""Video tracking with the synchronous client: `Client.track(video, prompts)` opens a session on the
+server, sends the prompts, and yields each frame's masks as the server streams them."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import grpc
+import numpy as np
+
+from labelgate.client import messages
+from labelgate.client.errors import LabelgateClientError
+from labelgate.client.images import ImageLike, encode_image
+from labelgate.client.results import Mask, mask_from_pb
+from labelgate.v1 import labelgate_pb2 as pb
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi")
+DIRECTIONS = {"forward": pb.PROPAGATE_FORWARD, "backward": pb.PROPAGATE_BACKWARD, "both": pb.PROPAGATE_BOTH}
+# A video file (path or bytes), or its frames as images (paths, bytes, PIL images, H x W x 3 arrays).
+VideoLike = Union[str, Path, bytes, Sequence[ImageLike]]
+
+
+@dataclass(frozen=True)
+class ObjectPrompt:
+    """Prompts for one object on one frame: clicks (x, y) or (x, y, negative), at most one box
+    (x_min, y_min, x_max, y_max), or a mask (H x W bool array) instead."""
+
+    object_id: int
+    frame: int = 0
+    points: Sequence[Sequence] = ()
+    box: Optional[Sequence[float]] = None
+    mask: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    frame_index: int
+    timestamp: float  # seconds, for video files
+    masks: dict[int, Mask] = field(default_factory=dict)  # object id -> its mask (Mask.score: visible probability)
+
+
+def open_video_request(video: VideoLike, model: str = "") -> pb.OpenVideoRequest:
+    if isinstance(video, (str, Path)) and Path(video).suffix.lower() in VIDEO_SUFFIXES:
+        return pb.OpenVideoRequest(video=Path(video).read_bytes(), model=model)
+    if isinstance(video, (bytes, bytearray)):
+        return pb.OpenVideoRequest(video=bytes(video), model=model)
+    if isinstance(video, (str, Path)):
+        raise ValueError(f"{video}: not a video file ({', '.join(VIDEO_SUFFIXES)}); pass a list of frames for images")
+    frames = pb.VideoFrames(frames=[pb.Image(data=encode_image(frame)) for frame in video])
+    return pb.OpenVideoRequest(frames=frames, model=model)
+
+
+def add_prompts_requests(session_id: str, prompts: Iterable[ObjectPrompt]) -> list[pb.AddPromptsRequest]:
+    """One request per prompted frame, in frame order."""
+    by_frame: dict[int, list[pb.ObjectPrompt]] = {}
+    for prompt in prompts:
+        message = pb.ObjectPrompt(object_id=prompt.object_id, points=messages.points_to_pb(prompt.points))
+        if prompt.box is not None:
+            message.box.CopyFrom(messages.boxes_to_pb([prompt.box])[0])
+        if prompt.mask is not None:
+            message.mask_png = _png(prompt.mask)
+        by_frame.setdefault(prompt.frame, []).append(message)
+    return [pb.AddPromptsRequest(session_id=session_id, frame_index=frame, objects=objects)
+            for frame, objects in sorted(by_frame.items())]
+
+
+def propagate_request(session_id: str, direction: str, start_frame: Optional[int], max_frames: int,
+                      formats: Iterable[str]) -> pb.PropagateRequest:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction {direction!r}: choose {', '.join(DIRECTIONS)}")
+    request = pb.PropagateRequest(session_id=session_id, direction=DIRECTIONS[direction], max_frames=max_frames,
+                                  formats=messages.formats_to_pb(formats))
+    if start_frame is not None:
+        request.start_frame = start_frame
+    return request
+
+
+def frame_from_pb(message: pb.TrackedFrame, shape: tuple[int, int]) -> TrackedFrame:
+    return TrackedFrame(message.frame_index, message.timestamp,
+                        {obj.object_id: mask_from_pb(obj.mask, shape) for obj in message.objects})
+
+
+def track(client, video: VideoLike, prompts: Iterable[ObjectPrompt], *, direction: str = "forward",
+          start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",), model: str = "",
+          timeout: Optional[float] = None) -> Iterator[TrackedFrame]:
+    """See `Client.track`. The session is closed when the iterator ends or is closed."""
+    metadata = client._metadata
+    opened = _unary(client._stub.OpenVideo, open_video_request(video, model), metadata, timeout, "OpenVideo")
+    shape = (opened.height, opened.width)
+    try:
+        for request in add_prompts_requests(opened.session_id, prompts):
+            _unary(client._stub.AddPrompts, request, metadata, timeout, "AddPrompts")
+        stream = client._stub.Propagate(propagate_request(opened.session_id, direction, start_frame, max_frames, formats),
+                                        timeout=timeout, metadata=metadata)
+        try:
+            for message in stream:
+                yield frame_from_pb(message, shape)
+        except grpc.RpcError as error:
+            raise LabelgateClientError.from_rpc_error(error, "Propagate") from None
+        finally:
+            stream.cancel()  # an iterator closed early stops the server's work
+    finally:
+        try:
+            _unary(client._stub.CloseVideo, pb.CloseVideoRequest(session_id=opened.session_id), metadata, timeout, "CloseVideo")
+        except LabelgateClientError:
+            pass  # expired or gone with its server: nothing left to free
+
+
+async def track_async(client, video: VideoLike, prompts: Iterable[ObjectPrompt], *, direction: str = "forward",
+                      start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",),
+                      model: str = "", timeout: Optional[float] = None) -> AsyncIterator[TrackedFrame]:
+    """`track` for the AsyncClient: an async iterator of frames."""
+    metadata = client._metadata
+    opened = await _unary_async(client._stub.OpenVideo, open_video_request(video, model), metadata, timeout, "OpenVideo")
+    shape = (opened.height, opened.width)
+    try:
+        for request in add_prompts_requests(opened.session_id, prompts):
+            await _unary_async(client._stub.AddPrompts, request, metadata, timeout, "AddPrompts")
+        stream = client._stub.Propagate(propagate_request(opened.session_id, direction, start_frame, max_frames, formats),
+                                        timeout=timeout, metadata=metadata)
+        try:
+            async for message in stream:
+                yield frame_from_pb(message, shape)
+        except grpc.RpcError as error:
+            raise LabelgateClientError.from_rpc_error(error, "Propagate") from None
+        finally:
+            stream.cancel()
+    finally:
+        try:
+            await _unary_async(client._stub.CloseVideo, pb.CloseVideoRequest(session_id=opened.session_id), metadata, timeout,
+                               "CloseVideo")
+        except LabelgateClientError:
+            pass
+
+
+async def _unary_async(call, request, metadata, timeout, method: str):
+    try:
+        return await call(request, timeout=timeout, metadata=metadata)
+    except grpc.RpcError as error:
+        raise LabelgateClientError.from_rpc_error(error, method) from None
+
+
+def _unary(call, request, metadata, timeout, method: str):
+    try:
+        return call(request, timeout=timeout, metadata=metadata)
+    except grpc.RpcError as error:
+        raise LabelgateClientError.from_rpc_error(error, method) from None
+
+
+def _png(mask: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,69 @@
+"""SAM 2 in process that also tracks objects through videos: the image backend's weights, shared
+with a `SAM2VideoPredictor` built from the same config (sam2's `build_sam2_video_predictor`)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from labelgate.models.sam2.torch_backend import Sam2TorchBackend
+from labelgate.models.sam2.video_session import Sam2TrackingSession
+from labelgate.models.video_tracking import FrameSource, TrackingSession, VideoTrackingBackend
+
+log = logging.getLogger(__name__)
+
+
+def video_predictor_sharing(model: torch.nn.Module, config: str, overrides: Sequence[str] = ()) -> torch.nn.Module:
+    """A `SAM2VideoPredictor` (with upstream's video post-processing) whose parameters are `model`'s
+    own tensors: no second copy of the weights."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    device = next(model.parameters()).device
+    predictor = build_sam2_video_predictor(config, None, device=str(device), hydra_overrides_extra=list(overrides))
+    predictor.load_state_dict(model.state_dict(), strict=True, assign=True)
+    return predictor.eval()
+
+
+class Sam2TrackingTorchBackend(Sam2TorchBackend, VideoTrackingBackend):
+    predictor: torch.nn.Module
+
+    @classmethod
+    def from_checkpoint(cls, config: str, checkpoint: Path | None, device: str, overrides: Sequence[str] = (), name: str = "",
+                        dtype: str = "fp32") -> "Sam2TrackingTorchBackend":
+        backend = super().from_checkpoint(config, checkpoint, device, overrides, name=name, dtype=dtype)
+        backend.predictor = video_predictor_sharing(backend.model, config, overrides)
+        return backend
+
+    def open_video(self, frames: FrameSource, window: int) -> TrackingSession:
+        return Sam2TrackingSession(self.predictor, frames, window, self.tracking_autocast)
+
+    def tracking_autocast(self) -> contextlib.ExitStack:
+        """bf16 autocast (fp16 with --dtype fp16), on CPU too: upstream's video predictor stores its
+        memories in bf16 and only runs under autocast, as its README does (in fp32 it fails with
+        "mat1 and mat2 must have the same dtype"). Where PyTorch's CPU flash attention cannot run
+        bf16 (no AVX-512), attention takes the math kernel."""
+        dtype = torch.float16 if self.dtype == torch.float16 else torch.bfloat16
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
+        if self.device.type == "cpu" and not cpu_flash_attention_runs(dtype):
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            stack.enter_context(sdpa_kernel([SDPBackend.MATH]))
+        return stack
+
+
+@functools.cache
+def cpu_flash_attention_runs(dtype: torch.dtype) -> bool:
+    """Whether this CPU's flash attention kernel takes `dtype` (it needs AVX-512 for bf16, and
+    raises "pack_vnni2 is only supported when avx512 is supported" without)."""
+    query = torch.zeros(1, 1, 256, 64, dtype=dtype)  # small ones take another path that always runs
+    try:
+        torch.nn.functional.scaled_dot_product_attention(query, query, query)
+        return True
+    except RuntimeError:
+        return False

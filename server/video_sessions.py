@@ -1,0 +1,102 @@
+"""The open video sessions of one server: who owns each, how long an idle one lives, how many
+there may be, and how much memory one may hold. Past a limit: `Overloaded` (RESOURCE_EXHAUSTED)
+saying which setting to change, never an out-of-memory kill."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from labelgate.core.errors import NotFound, Overloaded
+from labelgate.models.video_tracking import FrameSource, TrackingSession
+from labelgate.server.quoting import quoted
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_sessions: int
+    ttl_s: float
+    max_bytes: int
+    window: int
+
+
+@dataclass
+class VideoSession:
+    id: str
+    owner: str
+    model: str
+    frames: FrameSource
+    tracking: TrackingSession
+    last_used: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one call at a time: the tracking state is not shared
+    changed_frames: set[int] = field(default_factory=set)  # prompted since the last Propagate
+    closed: bool = False
+
+    def free(self) -> None:
+        self.tracking.close()
+        close_frames = getattr(self.frames, "close", None)
+        if close_frames is not None:
+            close_frames()
+
+
+class VideoSessions:
+    def __init__(self, limits: SessionLimits, clock: Callable[[], float] = time.monotonic):
+        self.limits, self.clock = limits, clock
+        self.sessions: dict[str, VideoSession] = {}
+
+    def open(self, owner: str, model: str, frames: FrameSource, tracking: TrackingSession) -> VideoSession:
+        self.expire()
+        session = VideoSession(secrets.token_urlsafe(24), owner, model, frames, tracking, self.clock())
+        if len(self.sessions) >= self.limits.max_sessions:
+            session.free()
+            raise Overloaded(
+                f"{len(self.sessions)} video sessions are open, the most this server keeps (--video-max-sessions): "
+                "close finished ones with CloseVideo, wait for idle ones to expire "
+                f"(--video-session-ttl-s {self.limits.ttl_s:g}), or raise the limit"
+            )
+        self.sessions[session.id] = session
+        self.check_bytes(session)
+        return session
+
+    def get(self, session_id: str, owner: str) -> VideoSession:
+        """The caller's session; another caller's is as unknown as one that never was."""
+        self.expire()
+        session = self.sessions.get(session_id)
+        if session is None or not secrets.compare_digest(session.owner, owner):
+            raise NotFound(
+                f"unknown video session {quoted(session_id)}: it was closed, expired after "
+                f"{self.limits.ttl_s:g} s idle (--video-session-ttl-s), belongs to another caller, or lived on a server "
+                "that restarted; open the video again (OpenVideo) and replay its prompts"
+            )
+        session.last_used = self.clock()
+        return session
+
+    def close(self, session: VideoSession) -> None:
+        if self.sessions.pop(session.id, None) is not None:
+            session.closed = True
+            if not session.lock.locked():
+                session.free()  # else the call holding it frees it (VideoService)
+
+    def check_bytes(self, session: VideoSession) -> None:
+        """Closes the session and raises Overloaded when it holds more than the per-session budget."""
+        held = session.tracking.nbytes
+        if held > self.limits.max_bytes:
+            self.close(session)
+            raise Overloaded(
+                f"video session {session.id} needs {held / 2**20:.1f} MiB, over --video-session-bytes "
+                f"({self.limits.max_bytes / 2**20:.1f} MiB); it is closed. Send a shorter clip or smaller frames, track fewer "
+                "objects or with a smaller --video-window, or raise --video-session-bytes"
+            )
+
+    def expire(self) -> None:
+        """Closes the sessions idle for longer than the TTL (not those in a call)."""
+        now = self.clock()
+        for session in [s for s in self.sessions.values() if now - s.last_used > self.limits.ttl_s and not s.lock.locked()]:
+            self.close(session)
+
+    def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            self.close(session)

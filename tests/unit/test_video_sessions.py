@@ -1,0 +1,76 @@
+"""Video session limits on a fake clock: count, idle expiry, owner, byte budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelgate.core.errors import NotFound, Overloaded
+from labelgate.server.video_sessions import SessionLimits, VideoSessions
+
+
+class FakeTracking:
+    def __init__(self, nbytes=0):
+        self.nbytes, self.closed = nbytes, False
+
+    def close(self):
+        self.closed = True
+
+
+class FakeFrames:
+    num_frames = 3
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def sessions(clock=None, **limits):
+    values = {"max_sessions": 2, "ttl_s": 10.0, "max_bytes": 100, "window": 16, **limits}
+    return VideoSessions(SessionLimits(**values), clock or Clock())
+
+
+def test_past_the_most_sessions_is_overloaded_until_one_closes():
+    table = sessions()
+    first = table.open("", "m", FakeFrames(), FakeTracking())
+    table.open("", "m", FakeFrames(), FakeTracking())
+    refused = FakeTracking()
+    with pytest.raises(Overloaded, match="--video-max-sessions"):
+        table.open("", "m", FakeFrames(), refused)
+    assert refused.closed
+    table.close(first)
+    assert first.tracking.closed
+    table.open("", "m", FakeFrames(), FakeTracking())
+
+
+def test_an_idle_session_expires_after_the_ttl_and_a_used_one_does_not():
+    clock = Clock()
+    table = sessions(clock)
+    idle = table.open("", "m", FakeFrames(), FakeTracking())
+    used = table.open("", "m", FakeFrames(), FakeTracking())
+    clock.now = 8.0
+    table.get(used.id, "")
+    clock.now = 10.5
+    with pytest.raises(NotFound, match="--video-session-ttl-s"):
+        table.get(idle.id, "")
+    assert idle.tracking.closed
+    assert table.get(used.id, "") is used
+
+
+def test_a_session_is_its_owners_only():
+    table = sessions()
+    session = table.open("alice", "m", FakeFrames(), FakeTracking())
+    with pytest.raises(NotFound):
+        table.get(session.id, "bob")
+    assert table.get(session.id, "alice") is session
+    assert len(session.id) >= 32  # 24 random bytes
+
+
+def test_a_session_over_its_byte_budget_is_closed():
+    table = sessions(max_bytes=100)
+    with pytest.raises(Overloaded, match="--video-session-bytes"):
+        table.open("", "m", FakeFrames(), FakeTracking(nbytes=101))
+    assert table.sessions == {}
