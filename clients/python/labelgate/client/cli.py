@@ -50,16 +50,18 @@ def parse_point(text: str) -> tuple[float, float, bool]:
             f"point {text!r}: expected X,Y or X,Y,neg (pixels; 'neg' marks a negative click), e.g. {_EXAMPLES['point']}"
         )
     x, y = _numbers(parts[:2], "point", "X,Y[,neg]", text)
-    negative = False
-    if len(parts) == 3:
-        flag = parts[2].lower()
-        if flag not in _NEGATIVE | _POSITIVE:
-            raise argparse.ArgumentTypeError(
-                f"point {text!r}: the third part must be 'neg' (negative click) or 'pos', got {parts[2]!r}; "
-                f"e.g. {_EXAMPLES['point']}"
-            )
-        negative = flag in _NEGATIVE
+    negative = len(parts) == 3 and _is_negative(parts[2], "point", text, "third", "negative click")
     return x, y, negative
+
+
+def _is_negative(flag: str, what: str, text: str, ordinal: str, meaning: str) -> bool:
+    """The optional last part of a --point or --exemplar: 'neg' or 'pos' (and their synonyms)."""
+    if flag.lower() not in _NEGATIVE | _POSITIVE:
+        raise argparse.ArgumentTypeError(
+            f"{what} {text!r}: the {ordinal} part must be 'neg' ({meaning}) or 'pos', got {flag!r}; "
+            f"e.g. {_EXAMPLES[what]}"
+        )
+    return flag.lower() in _NEGATIVE
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -86,15 +88,7 @@ def parse_exemplar(text: str) -> tuple[float, float, float, float, bool]:
     x_min, y_min, x_max, y_max = _numbers(parts[:4], "exemplar", "X1,Y1,X2,Y2[,neg]", text)
     if x_max <= x_min or y_max <= y_min:
         raise argparse.ArgumentTypeError(f"exemplar {text!r}: X2 must be > X1 and Y2 > Y1, e.g. {_EXAMPLES['exemplar']}")
-    negative = False
-    if len(parts) == 5:
-        flag = parts[4].lower()
-        if flag not in _NEGATIVE | _POSITIVE:
-            raise argparse.ArgumentTypeError(
-                f"exemplar {text!r}: the fifth part must be 'neg' (not like this) or 'pos', got {parts[4]!r}; "
-                f"e.g. {_EXAMPLES['exemplar']}"
-            )
-        negative = flag in _NEGATIVE
+    negative = len(parts) == 5 and _is_negative(parts[4], "exemplar", text, "fifth", "not like this")
     return x_min, y_min, x_max, y_max, negative
 
 
