@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from labelgate.models import kinds
 from labelgate.models.backend import Backend
 from labelgate.server.cache import ByteLRUCache
+from labelgate.server.grpc_logs import quiet_unsent_answers
 from labelgate.server.interceptor import RpcInterceptor
 from labelgate.server.metrics import Metrics
 from labelgate.server.readiness import ReadinessMonitor
@@ -62,6 +63,7 @@ class App:
 
     async def start(self) -> None:
         """Listens at once (health NOT_SERVING), loads and warms the models, then reports SERVING."""
+        quiet_unsent_answers()
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),

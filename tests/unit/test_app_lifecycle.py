@@ -9,6 +9,7 @@ import ast
 import asyncio
 import inspect
 import io
+import logging
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from PIL import Image
 from labelgate.models import kinds
 from labelgate.models.backend import ImageFeatures, ModelInfo, PromptSegmentationBackend
 from labelgate.server.app import App
+from labelgate.server.grpc_logs import GRPC_CORE_LOGGER, UnsentAnswerFilter
 from labelgate.server.settings import Settings
 from labelgate.v1 import labelgate_pb2 as pb
 from labelgate.v1 import labelgate_pb2_grpc
@@ -92,6 +94,7 @@ async def test_health_is_not_serving_while_loading_serving_once_loaded_and_not_s
         sam2.loaded.set()
         await starting
         assert await status() == SERVING
+        assert any(isinstance(each, UnsentAnswerFilter) for each in logging.getLogger(GRPC_CORE_LOGGER).filters)
         assert (await health.Check(health_pb2.HealthCheckRequest(service="labelgate.v1.Labelgate"), timeout=5)).status == SERVING
 
         embed = asyncio.ensure_future(
