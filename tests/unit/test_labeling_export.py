@@ -27,6 +27,8 @@ from labelgate.client.labeling.export import EXPORTERS
 from labelgate.client.labeling.export.contact_sheet import sample_images
 from labelgate.client.labeling.export.polygons import mask_to_polygons, merge_polygons
 from labelgate.client.labeling.export.yolo import flat_name
+from labelgate.client.labeling.exporting import exporter_options
+from labelgate.client.labeling.ontology import parse_ontology
 from labelgate.client.labeling.records import LabeledImage, LabeledObject, Provenance
 from PIL import Image
 from pycocotools.coco import COCO
@@ -198,6 +200,32 @@ def test_coco_polygons_read_back_within_the_bound_with_pycocotools(dataset, tmp_
                     assert not mask[RING_HOLE] and not read_back[RING_HOLE]
                 checked += 1
     assert checked == 3
+
+
+def test_each_class_is_simplified_with_its_own_tolerance(dataset, tmp_path):
+    """Per-class tolerances: the exact class reads back pixel for pixel, the coarse one with fewer
+    vertices within its own (larger) bound; an ontology's classes reach the exporters this way."""
+    _, records = dataset
+    ontology = parse_ontology({"classes": {"person": {"prompts": "a person", "polygon_tolerance": 0},
+                                           "car": {"prompts": "a car", "polygon_tolerance": 3},
+                                           "dog": {"prompts": "a dog", "output": "boxes"}}})
+    options = exporter_options(ontology, {"mask_format": "polygons"})
+    [path] = [p for p in EXPORTERS["coco"](stream(records[:1]), CLASSES, PROVENANCE, tmp_path, **options)
+              if p.name == "instances_train.json"]
+    coco = COCO(str(path))
+    by_class = {CLASSES[a["category_id"] - 1]: a for a in coco.loadAnns(coco.getAnnIds()) if a["segmentation"]}
+    person, car = masks_of(records[0])
+    assert np.array_equal(coco.annToMask(by_class["person"]).astype(bool), person)
+    coarse = np.count_nonzero(coco.annToMask(by_class["car"]).astype(bool) != car)
+    assert 0 < coarse <= allowed_difference(car, 3)
+    exact_car = mask_to_polygons(car)
+    assert sum(len(p) for p in by_class["car"]["segmentation"]) < sum(p.size for p in exact_car)
+
+    EXPORTERS["yolo"](stream(records[:1]), CLASSES, PROVENANCE, tmp_path / "yolo", link="none", **options)
+    lines = (tmp_path / "yolo" / "labels" / "train" / "top.txt").read_text().splitlines()
+    vertices = {CLASSES[int(line.split()[0])]: (len(line.split()) - 1) // 2 for line in lines}
+    assert vertices["person"] > len(merge_polygons(mask_to_polygons(person, 3)))
+    assert vertices["car"] == len(merge_polygons(mask_to_polygons(car, 3)))
 
 
 @pytest.mark.parametrize("mask_format", ["rle", "polygons"])

@@ -65,12 +65,12 @@ def export_dataset(manifest: Manifest, ontology: Ontology, tasks: dict[tuple[str
     for position, name in enumerate(formats):
         exporter = exporters[name]
         stream = counted(images()) if position == 0 else images()
-        report.files += exporter(stream, ontology.class_names, provenance, Path(out_dir) / name, **_options(ontology, options))
+        report.files += exporter(stream, ontology.class_names, provenance, Path(out_dir) / name, **exporter_options(ontology, options))
     return report
 
 
-def _options(ontology: Ontology, options: dict | None) -> dict:
-    """Exporters ignore the options that are not theirs. The polygon tolerance is one per export:
-    the finest any mask class asks for."""
-    tolerances = [c.polygon_tolerance for c in ontology.classes if c.output == "masks"]
-    return {**({"polygon_tolerance": min(tolerances)} if tolerances else {}), **(options or {})}
+def exporter_options(ontology: Ontology, options: dict | None) -> dict:
+    """Exporters ignore the options that are not theirs. Each class's polygons are simplified with
+    its own tolerance, unless the caller gives one for all."""
+    tolerances = {c.name: c.polygon_tolerance for c in ontology.classes}
+    return {"polygon_tolerance": tolerances, **(options or {})}

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from labelgate.client.labeling.export.common import (
     SPLITS,
+    DEFAULT_POLYGON_TOLERANCE,
     JsonArrayWriter,
+    PolygonTolerance,
     atomic_text,
     check_mask_format,
     class_index,
@@ -18,16 +20,14 @@ from labelgate.client.labeling.export.common import (
     known_class,
     mask_area,
     model_version,
+    polygon_tolerance_for,
     provenance_dict,
 )
 from labelgate.client.labeling.export.polygons import mask_to_polygons
 from labelgate.client.labeling.records import LabeledImage, LabeledObject, Provenance
 
-DEFAULT_POLYGON_TOLERANCE = 1.0  # pixels
-
-
 def export_coco(images: Iterable[LabeledImage], classes: Sequence[str], provenance: Provenance, out_dir: Path, *,
-                mask_format: str = "rle", polygon_tolerance: float = DEFAULT_POLYGON_TOLERANCE, **_) -> list[Path]:
+                mask_format: str = "rle", polygon_tolerance: PolygonTolerance = DEFAULT_POLYGON_TOLERANCE, **_) -> list[Path]:
     """One COCO instances file per split, `file_name` = the image's key (relative to the dataset root),
     with a `score` per annotation and the provenance under `info`. Masks as compressed RLE
     (iscrowd 0) or polygons; boxes-only objects have an empty `segmentation`."""
@@ -65,12 +65,12 @@ def write_coco(images: Iterable[LabeledImage], classes: Sequence[str], provenanc
             coco_file.close()
 
 
-def segmentation_writer(mask_format: str, tolerance: float, *,
+def segmentation_writer(mask_format: str, tolerance: PolygonTolerance, *,
                         crowd_rle: bool) -> Callable[[LabeledObject], tuple[object, int]]:
     def segmentation(obj: LabeledObject) -> tuple[object, int]:
         if mask_format == "rle":
             return {"size": list(obj.rle["size"]), "counts": obj.rle["counts"]}, int(crowd_rle)
-        polygons = mask_to_polygons(decode_mask(obj), tolerance)
+        polygons = mask_to_polygons(decode_mask(obj), polygon_tolerance_for(obj, tolerance))
         return [[round(float(v), 2) for v in polygon.reshape(-1)] for polygon in polygons], 0
     return segmentation
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Union
 
 import numpy as np
 import pycocotools.mask
@@ -54,6 +54,17 @@ def known_class(obj: LabeledObject, index: dict[str, int], image: LabeledImage) 
         return index[obj.class_name]
     except KeyError:
         raise ValueError(f"{image.key}: object class {obj.class_name!r} is not one of {sorted(index)}") from None
+
+
+# One tolerance (pixels) for every class, or one per class name (a class not named: 1 pixel).
+PolygonTolerance = Union[float, Mapping[str, float]]
+DEFAULT_POLYGON_TOLERANCE = 1.0
+
+
+def polygon_tolerance_for(obj: LabeledObject, tolerance: PolygonTolerance) -> float:
+    if isinstance(tolerance, Mapping):
+        return float(tolerance.get(obj.class_name, DEFAULT_POLYGON_TOLERANCE))
+    return float(tolerance)
 
 
 def check_mask_format(mask_format: str) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from labelgate.client.labeling.export.coco import DEFAULT_POLYGON_TOLERANCE, segmentation_writer, write_coco
+from labelgate.client.labeling.export.coco import segmentation_writer, write_coco
+from labelgate.client.labeling.export.common import DEFAULT_POLYGON_TOLERANCE, PolygonTolerance
 from labelgate.client.labeling.export.common import check_mask_format
 from labelgate.client.labeling.records import LabeledImage, Provenance
 
@@ -14,7 +15,7 @@ CVAT_ANNOTATIONS = "annotations/instances_default.json"
 
 
 def export_cvat(images: Iterable[LabeledImage], classes: Sequence[str], provenance: Provenance, out_dir: Path, *,
-                mask_format: str = "polygons", polygon_tolerance: float = DEFAULT_POLYGON_TOLERANCE, **_) -> list[Path]:
+                mask_format: str = "polygons", polygon_tolerance: PolygonTolerance = DEFAULT_POLYGON_TOLERANCE, **_) -> list[Path]:
     """Every split in one file, images matched to the task's frames by `file_name` (the key). CVAT
     makes each polygon an editable polygon shape (the default) and an RLE a mask shape; RLE is
     written with iscrowd 1, as CVAT itself exports masks. Boxes-only objects become rectangles.

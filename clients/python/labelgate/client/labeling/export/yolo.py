@@ -14,14 +14,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from labelgate.client.labeling.export.coco import DEFAULT_POLYGON_TOLERANCE
 from labelgate.client.labeling.export.common import (
+    DEFAULT_POLYGON_TOLERANCE,
+    PolygonTolerance,
     SPLITS,
     atomic_text,
     class_index,
     decode_mask,
     image_file,
     known_class,
+    polygon_tolerance_for,
 )
 from labelgate.client.labeling.export.polygons import mask_to_polygons, merge_polygons
 from labelgate.client.labeling.records import LabeledImage, LabeledObject, Provenance
@@ -35,7 +37,7 @@ def flat_name(key: str) -> str:
 
 
 def export_yolo(images: Iterable[LabeledImage], classes: Sequence[str], provenance: Provenance, out_dir: Path, *,
-                task: str = "segment", polygon_tolerance: float = DEFAULT_POLYGON_TOLERANCE,
+                task: str = "segment", polygon_tolerance: PolygonTolerance = DEFAULT_POLYGON_TOLERANCE,
                 image_root: Path | str | None = None, link: str = "symlink", **_) -> list[Path]:
     """task "segment": one normalised polygon per object (all its parts joined into one, as Ultralytics
     does; a boxes-only object as its box's four corners); "detect": `class cx cy w h`. Images are
@@ -52,7 +54,7 @@ def export_yolo(images: Iterable[LabeledImage], classes: Sequence[str], provenan
         (out_dir / "labels" / split).mkdir(parents=True, exist_ok=True)
     for image in images:
         name = flat_name(image.key)
-        lines = [_line(obj, known_class(obj, index, image), image, task, polygon_tolerance) for obj in image.objects]
+        lines = [_line(obj, known_class(obj, index, image), image, task, polygon_tolerance_for(obj, polygon_tolerance)) for obj in image.objects]
         label = out_dir / "labels" / image.split / (Path(name).stem + ".txt")
         with atomic_text(label) as out:
             out.write("".join(line + "\n" for line in lines))
