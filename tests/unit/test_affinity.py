@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from labelgate.client import endpoints_from_dns, rank_endpoints
+import grpc
+import pytest
+
+from labelgate.client import AffinityClient, endpoints_from_dns, rank_endpoints
+from labelgate.client.errors import LabelgateClientError
+from labelgate.client.results import ModelInfo
 
 ENDPOINTS = [f"10.0.0.{i}:50051" for i in range(1, 5)]
 KEYS = [f"img_{i:032x}" for i in range(2000)]
@@ -34,3 +39,42 @@ def test_removing_a_replica_moves_only_its_own_images():
 def test_endpoints_from_dns_lists_addresses_with_the_port():
     assert endpoints_from_dns("localhost:50051") and all(e.endswith(":50051") for e in endpoints_from_dns("localhost:50051"))
     assert endpoints_from_dns("127.0.0.1:7") == ["127.0.0.1:7"]
+
+
+def _model(name: str, version: str) -> ModelInfo:
+    return ModelInfo(name=name, kind="sam2", version=version, device="cpu", is_default=False)
+
+
+class _Replica:
+    def __init__(self, models=None, down=False):
+        self.models, self.down = models, down
+
+    def list_models(self, **_):
+        if self.down:
+            raise LabelgateClientError(grpc.StatusCode.UNAVAILABLE, "connection refused", "ListModels")
+        return self.models
+
+
+def _fleet(monkeypatch, replicas: dict) -> AffinityClient:
+    monkeypatch.setattr(AffinityClient, "client", lambda self, endpoint: replicas[endpoint])
+    return AffinityClient(list(replicas))
+
+
+def test_a_fleet_lists_the_models_every_reachable_replica_serves(monkeypatch):
+    fleet = _fleet(monkeypatch, {"a:1": _Replica([_model("sam2", "v1"), _model("sam3", "v3")]),
+                                 "b:1": _Replica(down=True),
+                                 "c:1": _Replica([_model("sam2", "v1")])})
+    assert [m.name for m in fleet.list_models()] == ["sam2"]
+
+
+def test_a_fleet_with_one_model_at_two_versions_is_refused(monkeypatch):
+    fleet = _fleet(monkeypatch, {"a:1": _Replica([_model("sam2", "v1")]), "b:1": _Replica([_model("sam2", "v2")])})
+    with pytest.raises(ValueError, match=r"'sam2' at different versions \(v1 on a:1; v2 on b:1\)"):
+        fleet.list_models()
+
+
+def test_a_fleet_with_every_replica_down_says_so(monkeypatch):
+    fleet = _fleet(monkeypatch, {"a:1": _Replica(down=True), "b:1": _Replica(down=True)})
+    with pytest.raises(LabelgateClientError) as caught:
+        fleet.list_models()
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE

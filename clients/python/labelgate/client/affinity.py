@@ -57,6 +57,22 @@ def endpoints_from_dns(target: str) -> list[str]:
     return sorted(f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses)
 
 
+def common_models(listings: dict[str, list]) -> list:
+    """The models named by every listing (endpoint -> ModelInfo list), in the first listing's order."""
+    versions: dict[str, dict[str, list[str]]] = {}
+    for endpoint, models in listings.items():
+        for model in models:
+            versions.setdefault(model.name, {}).setdefault(model.version, []).append(endpoint)
+    split = {name: by_version for name, by_version in versions.items() if len(by_version) > 1}
+    if split:
+        name, by_version = sorted(split.items())[0]
+        where = "; ".join(f"{version} on {', '.join(endpoints)}" for version, endpoints in by_version.items())
+        raise ValueError(f"the replicas serve model {name!r} at different versions ({where}): "
+                         "wait for the rollout to finish, or pass the replicas of one version")
+    first = next(iter(listings.values()))
+    return [model for model in first if all(any(m.name == model.name for m in other) for other in listings.values())]
+
+
 class AffinityClient:
     """`Client`'s image methods over several replicas, each image pinned to one of them.
 
@@ -83,7 +99,17 @@ class AffinityClient:
         return self._call("detect", image, args, kwargs)
 
     def list_models(self, **kwargs):
-        return self.client(self.endpoints[0]).list_models(**kwargs)
+        """The models every reachable replica serves, as the first one lists them. Replicas serving
+        one name at different weights versions (a rollout half done) are refused: the answers
+        would depend on which replica an image lands on."""
+        listings = {}
+        for endpoint in self.endpoints:
+            try:
+                listings[endpoint] = self.client(endpoint).list_models(**kwargs)
+            except LabelgateClientError as error:
+                if error.code != grpc.StatusCode.UNAVAILABLE or endpoint == self.endpoints[-1] and not listings:
+                    raise
+        return common_models(listings)
 
     def endpoint_for(self, image: ImageLike | ImageId) -> str:
         """The replica that serves `image` while every replica is up."""
