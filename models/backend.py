@@ -124,6 +124,10 @@ class Backend(ABC):
         """None when it can serve; else why not (a remote backend that lost its server)."""
         return None
 
+    def unable(self) -> frozenset[str]:
+        """Capabilities of its kind that this loaded backend cannot serve (its weights lack a part)."""
+        return frozenset()
+
     def close(self) -> None:
         """Releases connections and memory; the backend is not used afterwards."""
 

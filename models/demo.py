@@ -114,6 +114,11 @@ def demo_present(directory: Path | str) -> dict[Path, bool]:
     present = {sam2: sam2.is_file()}
     for path in (gdino, *extra_demo_paths(directory).values()):
         present[path] = (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    sam3 = extra_demo_paths(directory)["sam3"]
+    if present[sam3]:  # one written before the demo had SAM 3's tracker takes no clicks: write it again
+        from labelgate.models.sam3.tracker import has_tracker
+
+        present[sam3] = has_tracker(sam3)
     return present
 
 

@@ -79,6 +79,18 @@ _BUILT_IN = {
 _REGISTERED: dict[str, ModelKind] = {}
 
 
+def served_capabilities(backend: Backend, kind: ModelKind) -> frozenset[str]:
+    """What a loaded model serves: its kind's capabilities whose interface its backend implements (a
+    Triton SAM 2 does not track video), less what the backend says it cannot (`Backend.unable`)."""
+    from labelgate.models.backend import ConceptSegmentationBackend, DetectionBackend, PromptSegmentationBackend
+    from labelgate.models.video_tracking import VideoTrackingBackend
+
+    interfaces = {PROMPT_SEGMENT: PromptSegmentationBackend, DETECT: DetectionBackend,
+                  SEGMENT_CONCEPTS: ConceptSegmentationBackend, TRACK: VideoTrackingBackend}
+    implemented = {c for c in kind.capabilities if isinstance(backend, interfaces.get(c, Backend))}
+    return frozenset(implemented) - backend.unable()
+
+
 def register(kind: ModelKind) -> ModelKind:
     """Makes `kind` available to `--model NAME=KIND:...`; a plugin module calls this on import."""
     existing = _REGISTERED.get(kind.name)

@@ -98,15 +98,16 @@ def _load_in_turn(kind: ModelKind, spec: ModelSpec, context: LoadContext) -> Bac
 
 
 def warm_up(backend, kind: ModelKind) -> None:
-    """One pass through each capability, so the first user request does not pay for lazy init."""
+    """One pass through each capability it serves, so the first user request does not pay for lazy init."""
     image = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
-    if PROMPT_SEGMENT in kind.capabilities:
+    capabilities = kinds.served_capabilities(backend, kind)
+    if PROMPT_SEGMENT in capabilities:
         features = _first(backend.encode([image]))
         point = SamPrompt(np.array([[10.0, 10.0]], np.float32), np.array([1], np.int32), np.zeros((0, 4), np.float32), True)
         _first(backend.decode([DecodeItem(features, point)]))
-    if DETECT in kind.capabilities:
+    if DETECT in capabilities:
         _first(backend.detect([DetectItem(image, "object .", 0.35, 0.25)]))
-    if SEGMENT_CONCEPTS in kind.capabilities:
+    if SEGMENT_CONCEPTS in capabilities:
         _first(backend.segment_concepts([ConceptItem(_first(backend.encode([image])), "object")]))
 
 

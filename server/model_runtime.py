@@ -11,7 +11,7 @@ from labelgate.models.backend import (
     ModelInfo,
     PromptSegmentationBackend,
 )
-from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS, ModelKind
+from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS, ModelKind, served_capabilities
 from labelgate.server.batcher import NORMAL, DynamicBatcher
 from labelgate.server.metrics import Metrics
 from labelgate.server.settings import Settings
@@ -84,6 +84,7 @@ class ModelRuntime:
 
     backend: Backend
     kind: ModelKind
+    capabilities: frozenset[str] = frozenset()  # what it serves (kinds.served_capabilities)
     segmenter: Segmenter | None = None
     detector: Detector | None = None
     concepts: ConceptSegmenter | None = None
@@ -114,13 +115,14 @@ def build_runtime(backend: Backend, kind: ModelKind, settings: Settings, metrics
         priority = settings.heavy_stage_priority if heavy else NORMAL
         return DynamicBatcher(stage, info.name, run, max_batch, delay, settings.max_queue, metrics.batch, worker_priority=priority)
 
-    runtime = ModelRuntime(backend, kind)
-    if PROMPT_SEGMENT in kind.capabilities:
+    capabilities = served_capabilities(backend, kind)
+    runtime = ModelRuntime(backend, kind, capabilities)
+    if PROMPT_SEGMENT in capabilities:
         features = build_feature_cache(settings, metrics, backend, cache_bytes)
         runtime.segmenter = Segmenter(backend, features, batcher("encode", backend.encode), batcher("decode", backend.decode))
-    if DETECT in kind.capabilities:
+    if DETECT in capabilities:
         runtime.detector = Detector(backend, batcher("detect", backend.detect))
-    if SEGMENT_CONCEPTS in kind.capabilities:
+    if SEGMENT_CONCEPTS in capabilities:
         concepts = batcher("concepts", backend.segment_concepts)
         if runtime.segmenter is not None:  # one image encode and cache for clicks and concepts
             runtime.concepts = ConceptSegmenter(backend, runtime.segmenter.features, runtime.segmenter.encoder, concepts,

@@ -96,9 +96,15 @@ class LabelgateService:
         self.runtimes: dict[str, ModelRuntime] = {}
         self.loading = dict(expected)  # name -> capabilities, until served
         self.order = [name for name, _ in expected]
-        self.default_segmenter = next((name for name, can in expected if PROMPT_SEGMENT in can), "")
-        self.default_detector = next((name for name, can in expected if DETECT in can), "")
-        self.default_concepts = next((name for name, can in expected if SEGMENT_CONCEPTS in can), "")
+        self._choose_defaults()
+
+    def _choose_defaults(self) -> None:
+        """The first model (in --model order) able to do each thing, loaded or still loading."""
+        able = {name: self.runtimes[name].capabilities if name in self.runtimes else self.loading.get(name, frozenset())
+                for name in self.order}
+        self.default_segmenter = next((name for name in self.order if PROMPT_SEGMENT in able[name]), "")
+        self.default_detector = next((name for name in self.order if DETECT in able[name]), "")
+        self.default_concepts = next((name for name in self.order if SEGMENT_CONCEPTS in able[name]), "")
 
     def serve(self, runtime: ModelRuntime) -> None:
         """Starts a loaded model's batchers and routes requests to it."""
@@ -111,7 +117,9 @@ class LabelgateService:
             self.detectors[name] = runtime.detector
         if runtime.concepts is not None:
             self.concept_models[name] = runtime.concepts
-        self.loading.pop(name, None)
+        expected = self.loading.pop(name, frozenset())
+        if expected - runtime.capabilities:  # it cannot do all its kind promised: the defaults may move
+            self._choose_defaults()
 
     # --- public operations -------------------------------------------------------------------
 
@@ -174,7 +182,7 @@ class LabelgateService:
         """The served models: each with whether it is a default, and its capabilities."""
         defaults = {self.default_segmenter, self.default_detector, self.default_concepts}
         served = [self.runtimes[name] for name in self.order if name in self.runtimes]
-        return [(runtime.backend.info, runtime.backend.info.name in defaults, runtime.kind.capabilities) for runtime in served]
+        return [(runtime.backend.info, runtime.backend.info.name in defaults, runtime.capabilities) for runtime in served]
 
     async def close(self) -> None:
         for runtime in self.runtimes.values():

@@ -27,6 +27,7 @@ from labelgate.models.backend import (
     ModelInfo,
     PromptSegmentationBackend,
 )
+from labelgate.models.kinds import PROMPT_SEGMENT
 from labelgate.models.sam3 import tracker as sam3_tracker
 from labelgate.models.sam3.concepts import ConceptImageFeatures
 from labelgate.models.sam3.text_cache import DEFAULT_MAX_ENTRIES, PhraseCache
@@ -116,6 +117,9 @@ class Sam3ConceptBackend(ConceptSegmentationBackend, PromptSegmentationBackend):
         read back from the shared cache tier, which does not store them (server/feature_codec.py)."""
         neck = self.model.vision_encoder.neck
         return self._shared([neck.position_encoding(level.shape, level.device, level.dtype) for level in levels])
+
+    def unable(self) -> frozenset[str]:
+        return frozenset() if self.tracker is not None else frozenset({PROMPT_SEGMENT})
 
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> list[ConceptImageFeatures | Exception]:

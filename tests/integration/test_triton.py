@@ -119,6 +119,11 @@ def test_list_models_names_the_triton_models(stub, triton):
     models = {m.kind: m for m in stub.ListModels(pb.ListModelsRequest()).models}
     assert models["sam2"].name == "sam2_demo" and models["grounding_dino"].name == "grounding_dino_demo"
     assert all(m.device == f"triton:{triton.url}" and m.version for m in models.values())
+    # The Triton SAM 2 serves clicks, not video tracking (that needs the in-process video predictor).
+    assert list(models["sam2"].capabilities) == ["segment_prompts"]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.OpenVideo(pb.OpenVideoRequest(model="sam2_demo"))
+    assert caught.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT), caught.value.details()
 
 
 def test_a_click_on_cached_features_calls_only_the_triton_decoder(stub, triton):

@@ -17,7 +17,7 @@ import torch
 
 from labelgate.core.errors import Unsupported
 from labelgate.models.backend import ConceptItem, DecodeItem, SamPrompt
-from labelgate.models.kinds import PROMPT_SEGMENT, SEGMENT_CONCEPTS
+from labelgate.models.kinds import PROMPT_SEGMENT, SEGMENT_CONCEPTS, served_capabilities
 from labelgate.models.sam3 import kind
 from labelgate.models.sam3.demo import demo_config, write_sam3_demo_model
 from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
@@ -178,6 +178,16 @@ def test_a_directory_without_the_tracker_serves_concepts_and_says_why_no_clicks(
     assert isinstance(backend.segment_concepts([ConceptItem(features, "cat", 0.0)])[0], list)
     [result] = backend.decode([DecodeItem(features, _prompt(*_scaled("one point", SIZES[0]), True))])
     assert isinstance(result, Unsupported) and "facebook/sam3" in str(result)
+    # Served, it is a concept model only (ListModels says so) and warms up without a click.
+    from labelgate.server.model_loading import warm_up
+    from labelgate.server.metrics import Metrics
+    from labelgate.server.model_runtime import build_runtime
+    from labelgate.server.settings import Settings
+
+    assert served_capabilities(backend, kind.KIND) == {SEGMENT_CONCEPTS}
+    runtime = build_runtime(backend, kind.KIND, Settings(), Metrics(), 1 << 20)
+    assert runtime.segmenter is None and runtime.concepts is not None
+    warm_up(backend, kind.KIND)
 
 
 def test_the_kind_offers_clicks_and_concepts():

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from labelgate.models import kinds
-from labelgate.models.backend import ModelInfo
+from labelgate.models.backend import DetectionBackend, ModelInfo, PromptSegmentationBackend
 from labelgate.server.metrics import Metrics
 from labelgate.server.model_runtime import build_runtime
 from labelgate.server.settings import Settings
@@ -23,12 +23,16 @@ def _policy(items):
     return [os.sched_getscheduler(threading.get_native_id()) for _ in items]
 
 
-class _Backend:
+class _Backend(PromptSegmentationBackend, DetectionBackend):
     """Each stage answers with the scheduling policy of the thread it runs on."""
 
     def __init__(self, kind: str, device: str):
         self.info = ModelInfo(name=f"{kind}-model", kind=kind, version="v1", device=device)
-        self.encode = self.decode = self.detect = _policy
+
+    def encode(self, items):
+        return _policy(items)
+
+    decode = detect = encode
 
 
 async def _stage_policies(device: str, heavy_stage_priority: str) -> dict[str, int]:

@@ -564,3 +564,20 @@ def test_demo_directory_install_replaces_an_incomplete_attempt_and_keeps_a_compl
     assert (target / "model.safetensors").read_text() == "first"
     _install_directory(model(tmp_path / "part-2", "second"), target)  # another process, too late
     assert (target / "model.safetensors").read_text() == "first"
+
+
+def test_a_demo_sam3_without_the_tracker_is_not_present_so_it_is_written_again(demo_weights, tmp_path):
+    """A demo directory from before SAM 3's tracker was in it would serve no clicks: it counts as missing."""
+    import json
+    import shutil
+
+    from labelgate.models.demo import demo_present, extra_demo_paths
+
+    directory = tmp_path / "demo"
+    shutil.copytree(demo_weights, directory)
+    sam3 = extra_demo_paths(directory)["sam3"]
+    assert demo_present(directory)[sam3]
+    config = json.loads((sam3 / "config.json").read_text())
+    (sam3 / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "tracker_config"}))
+    present = demo_present(directory)
+    assert not present[sam3] and all(ok for path, ok in present.items() if path != sam3)
