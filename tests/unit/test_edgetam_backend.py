@@ -20,18 +20,15 @@ from labelgate.models.edgetam.demo import DEMO_BACKBONE_CHANNELS, write_edgetam_
 from labelgate.models.edgetam.torch_backend import EdgeTamTorchBackend
 from labelgate.models.spec import ModelSpec
 
+from click_fidelity import PROMPTS, transformers_clicks
+from click_fidelity import decode_one as _decode
+from click_fidelity import sam_prompt as _prompt
+from click_fidelity import scaled as _scaled
+from click_fidelity import test_image as _image
+
 SIZES = [(90, 120), (300, 200), (37, 400)]  # landscape below the 256 px input, portrait above it, extreme aspect
 NO_POINTS = np.zeros((0, 2), np.float32)
 NO_BOXES = np.zeros((0, 4), np.float32)
-
-# name -> (points [(x, y, label)], boxes), in pixels of a 90 x 120 image (scaled to the others)
-PROMPTS = {
-    "one point": ([(40.0, 30.0, 1)], []),
-    "points with a negative": ([(40.0, 30.0, 1), (80.0, 60.0, 0), (20.0, 70.0, 1)], []),
-    "a box": ([], [(10.0, 10.0, 70.0, 60.0)]),
-    "box and point": ([(40.0, 30.0, 1)], [(10.0, 10.0, 70.0, 60.0)]),
-    "two boxes": ([], [(10.0, 10.0, 70.0, 60.0), (50.0, 20.0, 110.0, 80.0)]),
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,57 +48,13 @@ def reference(model_dir):
 
     processor = Sam2Processor.from_pretrained(model_dir)
     model = EdgeTamModel.from_pretrained(model_dir).eval()
-
-    @torch.inference_mode()
-    def run(image, points, boxes, multimask):
-        prompts = {}
-        if points:
-            copies = max(1, len(boxes))  # the model pairs point groups with boxes one to one
-            prompts["input_points"] = [[[[x, y] for x, y, _ in points]] * copies]
-            prompts["input_labels"] = [[[label for _, _, label in points]] * copies]
-        if boxes:
-            prompts["input_boxes"] = [[list(box) for box in boxes]]
-        inputs = processor(images=image, return_tensors="pt", **prompts)
-        output = model(**inputs, multimask_output=multimask)
-        masks = processor.post_process_masks(output.pred_masks, inputs["original_sizes"])
-        return masks[0].numpy(), output.iou_scores[0].numpy()
-
-    return run
+    return transformers_clicks(processor, model)
 
 
 @pytest.fixture(scope="module")
 def cached_features(backend):
     """Each test image encoded once; every prompt below is decoded from these same features."""
     return {size: backend.encode([_image(size)])[0] for size in SIZES}
-
-
-def _image(size) -> np.ndarray:
-    image = np.random.default_rng(sum(size)).integers(0, 256, (*size, 3), dtype=np.uint8)
-    image.flags.writeable = False  # as the server's decoded pixels are
-    return image
-
-
-def _scaled(name, size):
-    """The prompt `name` in pixels of an image of `size`: (points, boxes) for the reference, and a SamPrompt."""
-    sy, sx = size[0] / 90, size[1] / 120
-    points = [(x * sx, y * sy, label) for x, y, label in PROMPTS[name][0]]
-    boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in PROMPTS[name][1]]
-    return points, boxes
-
-
-def _prompt(points, boxes, multimask) -> SamPrompt:
-    return SamPrompt(
-        points=np.array([(x, y) for x, y, _ in points], np.float32).reshape(-1, 2),
-        labels=np.array([label for _, _, label in points], np.int32),
-        boxes=np.array(boxes, np.float32).reshape(-1, 4),
-        multimask_output=multimask,
-    )
-
-
-def _decode(backend, features, prompt):
-    [decoded] = backend.decode([DecodeItem(features, prompt)])
-    assert not isinstance(decoded, Exception), decoded
-    return decoded
 
 
 @pytest.mark.fidelity
@@ -112,7 +65,7 @@ def test_masks_and_scores_equal_the_transformers_pipeline(backend, reference, ca
     points, boxes = _scaled(name, size)
     image = _image(size)
     points_for_reference = [(x, y, label) for x, y, label in points]
-    expected_masks, expected_scores = reference(np.array(image), points_for_reference, boxes, multimask)
+    expected_masks, expected_scores, _ = reference(np.array(image), points_for_reference, boxes, multimask)
     decoded = _decode(backend, cached_features[size], _prompt(points, boxes, multimask))
     objects, outputs = max(1, len(boxes)), 3 if multimask else 1
     assert decoded.masks.shape == (objects, outputs, *size) and decoded.masks.dtype == bool

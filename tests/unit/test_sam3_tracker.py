@@ -23,15 +23,13 @@ from labelgate.models.sam3.demo import demo_config, write_sam3_demo_model
 from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
 from labelgate.models.sam3.tracker import LOGIT_CLAMP
 
+from click_fidelity import PROMPTS, transformers_clicks
+from click_fidelity import decode_one as _decode
+from click_fidelity import sam_prompt as _prompt
+from click_fidelity import scaled as _scaled
+from click_fidelity import test_image as _image
+
 SIZES = [(90, 120), (300, 200), (37, 400)]  # landscape below the 224 px input, portrait above it, extreme aspect
-# name -> (points [(x, y, label)], boxes), in pixels of a 90 x 120 image (scaled to the others)
-PROMPTS = {
-    "one point": ([(40.0, 30.0, 1)], []),
-    "points with a negative": ([(40.0, 30.0, 1), (80.0, 60.0, 0), (20.0, 70.0, 1)], []),
-    "a box": ([], [(10.0, 10.0, 70.0, 60.0)]),
-    "box and point": ([(40.0, 30.0, 1)], [(10.0, 10.0, 70.0, 60.0)]),
-    "two boxes": ([], [(10.0, 10.0, 70.0, 60.0), (50.0, 20.0, 110.0, 80.0)]),
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,59 +49,13 @@ def reference(model_dir):
 
     processor = Sam3TrackerProcessor.from_pretrained(model_dir)
     model = Sam3TrackerModel.from_pretrained(model_dir).eval()
-
-    @torch.inference_mode()
-    def run(image, points, boxes, multimask, mask_logits=None):
-        prompts = {}
-        if points:
-            copies = max(1, len(boxes))  # the model pairs point groups with boxes one to one
-            prompts["input_points"] = [[[[x, y] for x, y, _ in points]] * copies]
-            prompts["input_labels"] = [[[label for _, _, label in points]] * copies]
-        if boxes:
-            prompts["input_boxes"] = [[list(box) for box in boxes]]
-        inputs = processor(images=image, return_tensors="pt", **prompts)
-        if mask_logits is not None:
-            inputs["input_masks"] = torch.as_tensor(mask_logits)
-        output = model(**inputs, multimask_output=multimask)
-        masks = processor.post_process_masks(output.pred_masks, inputs["original_sizes"])
-        return masks[0].numpy(), output.iou_scores[0].numpy(), output.pred_masks[0].numpy()
-
-    return run
+    return transformers_clicks(processor, model)
 
 
 @pytest.fixture(scope="module")
 def cached_features(backend):
     """Each test image encoded once; every prompt below is decoded from these same features."""
     return {size: backend.encode([_image(size)])[0] for size in SIZES}
-
-
-def _image(size) -> np.ndarray:
-    image = np.random.default_rng(sum(size)).integers(0, 256, (*size, 3), dtype=np.uint8)
-    image.flags.writeable = False  # as the server's decoded pixels are
-    return image
-
-
-def _scaled(name, size):
-    sy, sx = size[0] / 90, size[1] / 120
-    points = [(x * sx, y * sy, label) for x, y, label in PROMPTS[name][0]]
-    boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in PROMPTS[name][1]]
-    return points, boxes
-
-
-def _prompt(points, boxes, multimask, mask_input=None) -> SamPrompt:
-    return SamPrompt(
-        points=np.array([(x, y) for x, y, _ in points], np.float32).reshape(-1, 2),
-        labels=np.array([label for _, _, label in points], np.int32),
-        boxes=np.array(boxes, np.float32).reshape(-1, 4),
-        multimask_output=multimask,
-        mask_input=mask_input,
-    )
-
-
-def _decode(backend, features, prompt):
-    [decoded] = backend.decode([DecodeItem(features, prompt)])
-    assert not isinstance(decoded, Exception), decoded
-    return decoded
 
 
 @pytest.mark.fidelity
