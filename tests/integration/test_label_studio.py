@@ -4,7 +4,8 @@ connected through Label Studio's API, and predictions triggered through Label St
 calls its UI makes). The masks Label Studio returns or stores, decoded with its own brush codec,
 must equal what labelgate gives for the same prompts through the SDK. The labelgate server also
 serves a tiny random-weight SAM 3 ("concepts"), which a second backend uses for text prompts,
-exemplar boxes and batches, on a second project.
+exemplar boxes and batches, on a second project. A third project labels a generated clip with
+VideoRectangle boxes, which the backend tracks (Client.track) to the end of the clip.
 
 Slow (Label Studio takes ~40 s to start), so it runs last (`runs_last`, see tests/conftest.py).
 """
@@ -22,6 +23,7 @@ from labelgate.client import Client
 from labelgate.models.sam3.demo import write_sam3_demo_model
 from reference import encode, random_image
 from server_process import start_server
+from video_clip import HEIGHT, WIDTH, moving_shapes, square_box, video_bytes
 
 pytestmark = pytest.mark.runs_last
 
@@ -332,3 +334,90 @@ def pre_embedded(backend) -> float:
 def metric(backend, name: str, labels: str) -> float:
     match = re.search(rf"^{name}\{{{labels}\}} (\S+)$", backend.get_text("/metrics"), re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+# --- video ------------------------------------------------------------------------------------------
+
+VIDEO_CONFIG = """<View>
+  <Video name="video" value="$video" framerate="10"/>
+  <VideoRectangle name="box" toName="video"/>
+  <Labels name="videoLabels" toName="video"><Label value="square"/><Label value="disc"/></Labels>
+</View>"""
+CLIP_FRAMES = 6
+DISC_BOX = (62.0, 4.0, 79.0, 21.0)  # video_clip's disc on its first frame (radius 8 about (70, 12)), max exclusive
+
+
+@pytest.fixture(scope="module")
+def video_project(label_studio, backend):
+    clip = video_bytes(moving_shapes(CLIP_FRAMES), fps=10)
+    project = label_studio.api("POST", "/api/projects", {"title": "labelgate video", "label_config": VIDEO_CONFIG})
+    ml = label_studio.api("POST", "/api/ml", {"url": backend.url, "project": project["id"], "is_interactive": True,
+                                              "title": "labelgate"})
+    assert ml["readable_state"] == "Connected", ml
+    label_studio.api("POST", f"/api/projects/{project['id']}/import", files={"clip.mp4": clip})
+    (task,) = label_studio.api("GET", "/api/tasks", params={"project": project["id"]})["tasks"]
+    assert task["data"]["video"].startswith("/data/upload/"), task
+    return {"id": project["id"], "ml": ml["id"], "tasks": {"clip": task["id"]}, "clip": clip}
+
+
+def video_box(region_id: str, box: tuple[float, float, float, float], label: str, frame: int) -> dict:
+    """A box drawn on `frame` (from 1), as Label Studio sends it: percent of the frame."""
+    x0, y0, x1, y1 = box
+    keyframe = {"frame": frame, "x": 100 * x0 / WIDTH, "y": 100 * y0 / HEIGHT, "width": 100 * (x1 - x0) / WIDTH,
+                "height": 100 * (y1 - y0) / HEIGHT, "enabled": True, "rotation": 0, "time": (frame - 1) / 10}
+    return {"id": region_id, "type": "videorectangle", "from_name": "box", "to_name": "video", "origin": "manual",
+            "value": {"sequence": [keyframe], "framesCount": CLIP_FRAMES, "duration": CLIP_FRAMES / 10,
+                      "labels": [label]}}
+
+
+def expected_sequence(keyframe: dict, frames, object_id: int) -> list[dict]:
+    """What the backend should add after `keyframe`, from the SDK's own track() of the same prompts:
+    one enabled keyframe per frame until the mask is empty, and that one ends the lifespan."""
+    sequence = [dict(keyframe)]
+    for frame in frames[1:]:
+        mask = frame.masks[object_id]
+        if mask.bbox is None:
+            sequence[-1]["enabled"] = False
+            break
+        x0, y0, x1, y1 = mask.bbox
+        sequence.append({"frame": frame.frame_index + 1, "x": x0 * 100.0 / WIDTH, "y": y0 * 100.0 / HEIGHT,
+                         "width": (x1 - x0) * 100.0 / WIDTH, "height": (y1 - y0) * 100.0 / HEIGHT, "rotation": 0,
+                         "enabled": True, "time": frame.timestamp})
+    return sequence
+
+
+def test_video_boxes_are_tracked_to_the_end_of_the_clip_and_label_studio_stores_the_tracks(label_studio, video_project,
+                                                                                             client):
+    from labelgate.client.tracking import ObjectPrompt
+
+    drawn = [video_box("sq", square_box(1), "square", frame=2), video_box("dc", DISC_BOX, "disc", frame=2)]
+    results = interactive(label_studio, video_project, "clip", *drawn)
+
+    # The same boxes, in pixels as the backend reads them back from percent, tracked by the SDK.
+    pixels = []
+    for region in drawn:
+        key = region["value"]["sequence"][0]
+        left, top = key["x"] * WIDTH / 100.0, key["y"] * HEIGHT / 100.0
+        pixels.append((left, top, left + key["width"] * WIDTH / 100.0, top + key["height"] * HEIGHT / 100.0))
+    frames = list(client.track(video_project["clip"], [ObjectPrompt(i, 1, box=box) for i, box in enumerate(pixels)],
+                               start_frame=1))
+    assert [frame.frame_index for frame in frames] == list(range(1, CLIP_FRAMES))
+
+    assert [(r["id"], r["type"], r["from_name"], r["to_name"], r["value"]["labels"]) for r in results] == [
+        ("sq", "videorectangle", "box", "video", ["square"]), ("dc", "videorectangle", "box", "video", ["disc"])]
+    for object_id, (region, result) in enumerate(zip(drawn, results, strict=True)):
+        sequence = result["value"]["sequence"]
+        assert sequence == expected_sequence(region["value"]["sequence"][0], frames, object_id)
+        assert [entry["frame"] for entry in sequence] == list(range(2, 2 + len(sequence)))  # from 1, as drawn
+        assert (result["value"]["framesCount"], result["value"]["duration"]) == (CLIP_FRAMES, CLIP_FRAMES / 10)
+    assert len(results[0]["value"]["sequence"]) > 1, "the demo tracker lost the square at once: nothing was checked"
+
+    # Label Studio takes the tracks as an annotation and as a prediction, and gives them back unchanged.
+    task = video_project["tasks"]["clip"]
+    annotation = label_studio.api("POST", f"/api/tasks/{task}/annotations", {"result": results})
+    stored = label_studio.api("GET", f"/api/annotations/{annotation['id']}")["result"]
+    assert [r["value"]["sequence"] for r in stored] == [r["value"]["sequence"] for r in results]
+    prediction = label_studio.api("POST", "/api/predictions", {"task": task, "result": results, "score": 0.5,
+                                                               "model_version": "labelgate-video-test"})
+    stored = label_studio.api("GET", f"/api/predictions/{prediction['id']}")["result"]
+    assert [r["value"]["sequence"] for r in stored] == [r["value"]["sequence"] for r in results]

@@ -3,7 +3,7 @@
 import pytest
 
 from labelgate.label_studio.label_config import (
-    BRUSH, KEYPOINT, POLYGON, RECTANGLE, TEXTAREA, LabelConfigError, parse_label_config,
+    BRUSH, KEYPOINT, POLYGON, RECTANGLE, TEXTAREA, VIDEORECTANGLE, LabelConfigError, parse_label_config,
 )
 
 FULL = """<View>
@@ -67,3 +67,17 @@ def test_detected_phrases_map_to_the_controls_labels(phrase, label):
     control = parse_label_config(FULL).control(RECTANGLE)
     assert control.labels == ("Car", "truck")
     assert control.match_label(phrase) == label
+
+
+def test_a_video_config_names_the_video_field_and_its_videorectangle():
+    config = parse_label_config("""<View><Video name="clip" value="$video_url" framerate="25"/>
+      <VideoRectangle name="box" toName="clip"/>
+      <Labels name="labels" toName="clip"><Label value="car"/></Labels></View>""")
+    assert (config.is_video, config.image_name, config.image_key) == (True, "clip", "video_url")
+    assert [(c.kind, c.name) for c in config.controls] == [(VIDEORECTANGLE, "box")]
+    assert not config.wants_masks and not parse_label_config(FULL).is_video
+
+
+def test_a_video_without_a_field_says_so():
+    with pytest.raises(LabelConfigError, match=r'<Video name="v"> needs value="\$field"'):
+        parse_label_config('<View><Video name="v" value="x.mp4"/><VideoRectangle name="b" toName="v"/></View>')

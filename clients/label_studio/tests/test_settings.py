@@ -51,3 +51,10 @@ def test_bad_values_stop_the_start(argv, environ, capsys):
     with pytest.raises(SystemExit):
         parse_settings(argv, environ)
     assert "error" in capsys.readouterr().err
+
+
+def test_video_frames():
+    assert parse_settings([], {}).video_frames == 0  # to the end of the clip
+    assert parse_settings([], {"LABELGATE_LS_VIDEO_FRAMES": "30"}).video_frames == 30
+    with pytest.raises(SystemExit):
+        parse_settings(["--video-frames", "-1"], {})

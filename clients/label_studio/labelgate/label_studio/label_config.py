@@ -11,6 +11,9 @@ controls point at, and the controls it reads prompts from or writes results to, 
 
 A control's kind is its tag in lower case, which is also the `type` of its results
 ("brushlabels", "keypointlabels", "rectanglelabels", "polygonlabels", "textarea").
+
+A video config (a <Video name="video" value="$video"/> with a <VideoRectangle toName="video"/>, and
+no image controls) is read the same way, with `is_video` set: its boxes are tracked (video.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
 BRUSH, KEYPOINT, RECTANGLE, POLYGON, TEXTAREA = "brushlabels", "keypointlabels", "rectanglelabels", "polygonlabels", "textarea"
-CONTROL_KINDS = (BRUSH, KEYPOINT, RECTANGLE, POLYGON, TEXTAREA)
+VIDEORECTANGLE = "videorectangle"
+CONTROL_KINDS = (BRUSH, KEYPOINT, RECTANGLE, POLYGON, TEXTAREA, VIDEORECTANGLE)
 # Controls the backend writes predictions to, in the order their labels make up the batch caption.
 OUTPUT_KINDS = (BRUSH, RECTANGLE, POLYGON)
 
@@ -51,9 +55,10 @@ class Control:
 
 @dataclass(frozen=True)
 class LabelConfig:
-    image_name: str  # the Image tag's name, the to_name of every region
+    image_name: str  # the Image tag's name, the to_name of every region (the Video's, for a video)
     image_key: str  # the task data field that holds the image URL ("image" for value="$image")
     controls: tuple[Control, ...]
+    is_video: bool = False
 
     def control(self, kind: str) -> Control | None:
         """The first control of `kind` on the image, or None."""
@@ -86,22 +91,32 @@ def parse_label_config(xml: str) -> LabelConfig:
     images = {element.get("name"): element.get("value", "") for element in root.iter() if element.tag.lower() == "image"}
     controls = [_control(element) for element in root.iter() if element.tag.lower() in CONTROL_KINDS]
     on_images = [control for control in controls if control.to_name in images]
+    videos = {element.get("name"): element.get("value", "") for element in root.iter() if element.tag.lower() == "video"}
+    tracked = next((c for c in controls if c.kind == VIDEORECTANGLE and c.to_name in videos), None)
+    if tracked is not None and not any(control.kind in OUTPUT_KINDS for control in on_images):
+        return LabelConfig(image_name=tracked.to_name, image_key=_field("Video", tracked.to_name, videos[tracked.to_name]),
+                           controls=(tracked,), is_video=True)
     if not images:
-        raise LabelConfigError("the labeling config has no <Image> tag: this backend labels images")
+        raise LabelConfigError("the labeling config has no <Image> tag: this backend labels images, and videos "
+                               "with <Video> + <VideoRectangle>")
     if not any(control.kind in OUTPUT_KINDS for control in on_images):
         raise LabelConfigError(
             "the labeling config has no <BrushLabels>, <RectangleLabels> or <PolygonLabels> on an <Image>: "
             "there is nowhere to put the masks and boxes"
         )
     image_name = next(control.to_name for control in on_images if control.kind in OUTPUT_KINDS)
-    value = images[image_name]
-    if not value.startswith("$") or len(value) < 2:
-        raise LabelConfigError(f'<Image name="{image_name}"> needs value="$field" naming the task field with the image URL')
     return LabelConfig(
         image_name=image_name,
-        image_key=value[1:],
+        image_key=_field("Image", image_name, images[image_name]),
         controls=tuple(control for control in on_images if control.to_name == image_name),
     )
+
+
+def _field(tag: str, name: str, value: str) -> str:
+    """The task data field an object tag's value="$field" names."""
+    if not value.startswith("$") or len(value) < 2:
+        raise LabelConfigError(f'<{tag} name="{name}"> needs value="$field" naming the task field with the {tag.lower()} URL')
+    return value[1:]
 
 
 def _control(element: ElementTree.Element) -> Control:

@@ -9,6 +9,8 @@
   the caption. One failed task never fails the others.
 - With a concept model (kind sam3), text prompts and batches go to it instead: every instance of
   each label, with its box and mask.
+- Video (a <Video> with <VideoRectangle>): the context's boxes are tracked forward from their last
+  keyframes (video.py, video_tracker.py).
 - Pre-embedding (`pre_embed_in_background`): images of tasks as they are imported, so later
   clicks and batch runs find their features cached in labelgate.
 """
@@ -31,6 +33,8 @@ from labelgate.label_studio.prompts import InteractivePrompt, LabeledBox, prompt
 from labelgate.label_studio.refinement import RefineMemory
 from labelgate.label_studio.regions import brush_region, polygon_regions, rectangle_region
 from labelgate.label_studio.task_images import TaskImages
+from labelgate.label_studio.video import video_tracks
+from labelgate.label_studio.video_tracker import track_regions
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class PredictorOptions:
     concept_threshold: float = 0.0  # its instance score threshold, 0 = labelgate's default
     max_instances: int = 0  # per concept request, 0 = labelgate's default
     exemplar_labels: tuple[str, ...] = ()  # RectangleLabels labels whose boxes are exemplars
+    video_frames: int = 0  # frames a video box is tracked past its last keyframe, 0 = to the end
 
 
 class Predictor:
@@ -92,6 +97,8 @@ class Predictor:
     def predict(self, tasks: Sequence[Mapping], label_config: str, context: Mapping | None) -> list[dict]:
         """One prediction per task, in order. Interactive mode answers for the first task only."""
         config = parse_label_config(label_config)
+        if config.is_video:
+            return self.predict_video(tasks, config, context)
         prompt = prompt_from_context(context)
         if prompt is None:
             return self.predict_batch(tasks, config)
@@ -105,6 +112,27 @@ class Predictor:
                 raise
         self.metrics.count_tasks("interactive", ok=1, failed=0)
         return [prediction]
+
+    def predict_video(self, tasks: Sequence[Mapping], config: LabelConfig, context: Mapping | None) -> list[dict]:
+        """The context's video boxes tracked through the first task's video; nothing without a context
+        (there is nothing to track from)."""
+        if not (context or {}).get("result"):
+            return []
+        tracks = video_tracks(context)
+        if not tasks:
+            raise PredictError("an interactive request needs the task it is for")
+        if not tracks:
+            raise PredictError("nothing to track: draw a box on a frame of the video (its last keyframe enabled)")
+        reference, task_id = _image_reference(tasks[0], config)
+        with self.metrics.time("video"):
+            try:
+                track_regions(self.client, self.images.fetcher.fetch(reference, task_id), tracks,
+                              frames=self.options.video_frames, model=self.options.sam2_model)
+            except Exception:
+                self.metrics.count_tasks("video", ok=0, failed=1)
+                raise
+        self.metrics.count_tasks("video", ok=1, failed=0)
+        return [self._prediction([track.result() for track in tracks])]
 
     def predict_batch(self, tasks: Sequence[Mapping], config: LabelConfig) -> list[dict]:
         # Exemplar labels name a tool, not a class.
@@ -306,5 +334,5 @@ def _image_reference(task: Mapping, config: LabelConfig) -> tuple[str, int | Non
     reference = data.get(config.image_key)
     if not reference:
         raise PredictError(f"task {task.get('id')} has no {config.image_key!r} in its data (the labeling config's "
-                           f'<Image value="${config.image_key}">)')
+                           f'<{"Video" if config.is_video else "Image"} value="${config.image_key}">)')
     return str(reference), task.get("id")

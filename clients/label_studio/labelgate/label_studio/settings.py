@@ -30,6 +30,7 @@ class BackendSettings:
     concept_threshold: float
     max_instances: int
     exemplar_labels: tuple[str, ...]
+    video_frames: int
     log_level: str
 
     @property
@@ -92,6 +93,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     parser.add_argument("--exemplar-labels", type=_label_list, default=env("LABELGATE_LS_EXEMPLAR_LABELS"),
                         help="comma-separated RectangleLabels labels whose boxes are exemplars for the concept model: "
                              "every similar object comes back as a mask [LABELGATE_LS_EXEMPLAR_LABELS]")
+    parser.add_argument("--video-frames", type=int, default=env("LABELGATE_LS_VIDEO_FRAMES", default="0"),
+                        help="frames a video box is tracked past its last keyframe, 0 = to the end of the clip "
+                             "[LABELGATE_LS_VIDEO_FRAMES, 0]")
     parser.add_argument("--log-level", default=env("LABELGATE_LS_LOG_LEVEL", default="INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="[LABELGATE_LS_LOG_LEVEL, INFO]")
     args = parser.parse_args(argv)
@@ -110,6 +114,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
         parser.error(f"--concept-threshold must be between 0 and 1, got {args.concept_threshold}")
     if args.max_instances < 0:
         parser.error(f"--max-instances must be 0 (labelgate's default) or more, got {args.max_instances}")
+    if args.video_frames < 0:
+        parser.error(f"--video-frames must be 0 (to the end of the clip) or more, got {args.video_frames}")
     if args.exemplar_labels and not args.concept_model:
         parser.error("--exemplar-labels needs --concept-model: exemplar boxes go to a concept model (kind sam3)")
     if args.label_studio_url and not args.label_studio_url.startswith(("http://", "https://")):

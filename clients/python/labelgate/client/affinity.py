@@ -16,6 +16,11 @@ server returns is mapped back to that key, so `embed(bytes)` and a later `segmen
 meet on one replica. Ids this client has not seen are hashed as they are. A call answered
 UNAVAILABLE (replica gone or draining) moves to the image's next endpoint.
 
+A video tracking session (`track`, `open_video`) lives on one replica, chosen the same way by a
+digest of the video's content, and every call of the session goes there. A session the replica
+loses (restart, scale-down, idle TTL) is reopened there if it answers, else on the video's next
+endpoint, and its prompts replayed (`video_session`).
+
 In Kubernetes, list the pods behind the headless Service (deploy/k8s/labelgate-service.yaml):
 `AffinityClient(endpoints_from_dns("labelgate-headless.labelgate.svc.cluster.local:50051"))`.
 """
@@ -34,6 +39,8 @@ from labelgate.client.client import Client
 from labelgate.client.errors import LabelgateClientError
 from labelgate.client.image_ids import digest
 from labelgate.client.images import ImageId, ImageLike, encode_image
+from labelgate.client.tracking import open_video_request
+from labelgate.client.video_session import VideoSession, track_on, video_key
 
 DEFAULT_REMEMBERED_IDS = 4096
 
@@ -98,6 +105,20 @@ class AffinityClient:
     def detect(self, image: ImageLike | ImageId, *args, **kwargs):
         return self._call("detect", image, args, kwargs)
 
+    def track(self, video, prompts, *, model: str = "", **options):
+        """`Client.track` on the video's replica (the next one if it is down or loses the session)."""
+        request = open_video_request(video, model)
+        return track_on(self._video_clients(request), request, prompts, **options)
+
+    def open_video(self, video, *, model: str = "", timeout: float | None = None) -> VideoSession:
+        """`Client.open_video` on the video's replica."""
+        request = open_video_request(video, model)
+        return VideoSession(self._video_clients(request), request, timeout=timeout).open()
+
+    def endpoint_for_video(self, video) -> str:
+        """The replica that holds `video`'s sessions while every replica is up."""
+        return rank_endpoints(video_key(open_video_request(video)), self.endpoints)[0]
+
     def list_models(self, **kwargs):
         """The models every reachable replica serves, as the first one lists them. Replicas serving
         one name at different weights versions (a rollout half done) are refused: the answers
@@ -144,6 +165,9 @@ class AffinityClient:
             return image, key if key is not None else str(image).encode()
         data = encode_image(image)
         return data, digest(data)
+
+    def _video_clients(self, request) -> list[Client]:
+        return [self.client(endpoint) for endpoint in rank_endpoints(video_key(request), self.endpoints)]
 
     def _call(self, method: str, image: ImageLike | ImageId, args: tuple, kwargs: dict):
         payload, key = self._route(image)

@@ -84,6 +84,12 @@ class AsyncClient(ClientBase):
 
         return track_async(self, video, prompts, **options)
 
+    async def open_video(self, video, *, model: str = "", timeout: float | None = None):
+        """As `Client.open_video`: ``session = await client.open_video(clip)``, then awaited calls."""
+        from labelgate.client.video_session import AsyncVideoSession
+
+        return await AsyncVideoSession([self], video, model=model, timeout=timeout).open()
+
     async def list_models(self, *, timeout: Timeout = CLIENT_TIMEOUT) -> list[ModelInfo]:
         response = await self._invoke("ListModels", pb.ListModelsRequest(), self._attempts(timeout))
         return [model_info_from_pb(info) for info in response.models]

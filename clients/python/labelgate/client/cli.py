@@ -215,6 +215,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_connection_flags(models)
     models.set_defaults(func=_models)
     add_labeling_commands(subparsers)
+    from labelgate.client.track_commands import add_track_command  # it imports this module's argument types
+
+    add_track_command(subparsers)
 
 
 def _add_threshold_flags(parser: argparse.ArgumentParser, note: str = "") -> None:

@@ -106,11 +106,20 @@ class Client(ClientBase):
 
     def track(self, video, prompts, **options):
         """Track objects through a video: `video` is a video file (path or bytes) or a list of frames,
-        `prompts` are `tracking.ObjectPrompt`s; yields a `tracking.TrackedFrame` per frame as the
+        `prompts` are `tracking.ObjectPrompt`s (or a function of the decoded `tracking.OpenedVideo` that
+        returns them, for prompts relative to its size); yields a `tracking.TrackedFrame` per frame as the
         server computes it (options: direction, start_frame, max_frames, formats, model, timeout)."""
         from labelgate.client.tracking import track
 
         return track(self, video, prompts, **options)
+
+    def open_video(self, video, *, model: str = "", timeout: float | None = None):
+        """An open `video_session.VideoSession` on `video`, for prompts and corrections over several
+        Propagate calls (``with client.open_video("clip.mp4") as session: ...``); a session the server
+        loses is reopened and its prompts replayed."""
+        from labelgate.client.video_session import VideoSession
+
+        return VideoSession([self], video, model=model, timeout=timeout).open()
 
     def list_models(self, *, timeout: Timeout = CLIENT_TIMEOUT) -> list[ModelInfo]:
         response = self._invoke("ListModels", pb.ListModelsRequest(), self._attempts(timeout))

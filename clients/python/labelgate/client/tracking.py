@@ -4,16 +4,14 @@ server, sends the prompts, and yields each frame's masks as the server streams t
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-import grpc
 import numpy as np
 
 from labelgate.client import messages
-from labelgate.client.errors import LabelgateClientError
 from labelgate.client.images import ImageLike, encode_image
 from labelgate.client.results import Mask, mask_from_pb
 from labelgate.v1 import labelgate_pb2 as pb
@@ -34,6 +32,20 @@ class ObjectPrompt:
     points: Sequence[Sequence] = ()
     box: Optional[Sequence[float]] = None
     mask: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class OpenedVideo:
+    """The clip as the server decoded it, for prompts that depend on it (`track` accepts a function
+    of it in place of the prompts: percent boxes need the size, frames are checked against its length)."""
+
+    frame_count: int
+    width: int
+    height: int
+    timestamps: tuple[float, ...]  # seconds, for video files; empty for frames sent as images
+
+
+Prompts = Union[Iterable[ObjectPrompt], Callable[[OpenedVideo], Iterable[ObjectPrompt]]]
 
 
 @dataclass(frozen=True)
@@ -79,76 +91,36 @@ def propagate_request(session_id: str, direction: str, start_frame: Optional[int
     return request
 
 
+def _prompts_for(prompts: Prompts, opened: pb.OpenVideoResponse) -> Iterable[ObjectPrompt]:
+    if not callable(prompts):
+        return prompts
+    return prompts(OpenedVideo(opened.frame_count, opened.width, opened.height, tuple(opened.timestamps)))
+
+
 def frame_from_pb(message: pb.TrackedFrame, shape: tuple[int, int]) -> TrackedFrame:
     return TrackedFrame(message.frame_index, message.timestamp,
                         {obj.object_id: mask_from_pb(obj.mask, shape) for obj in message.objects})
 
 
-def track(client, video: VideoLike, prompts: Iterable[ObjectPrompt], *, direction: str = "forward",
+def track(client, video: VideoLike, prompts: Prompts, *, direction: str = "forward",
           start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",), model: str = "",
           timeout: Optional[float] = None) -> Iterator[TrackedFrame]:
-    """See `Client.track`. The session is closed when the iterator ends or is closed."""
-    metadata = client._metadata
-    opened = _unary(client._stub.OpenVideo, open_video_request(video, model), metadata, timeout, "OpenVideo")
-    shape = (opened.height, opened.width)
-    try:
-        for request in add_prompts_requests(opened.session_id, prompts):
-            _unary(client._stub.AddPrompts, request, metadata, timeout, "AddPrompts")
-        stream = client._stub.Propagate(propagate_request(opened.session_id, direction, start_frame, max_frames, formats),
-                                        timeout=timeout, metadata=metadata)
-        try:
-            for message in stream:
-                yield frame_from_pb(message, shape)
-        except grpc.RpcError as error:
-            raise LabelgateClientError.from_rpc_error(error, "Propagate") from None
-        finally:
-            stream.cancel()  # an iterator closed early stops the server's work
-    finally:
-        try:
-            _unary(client._stub.CloseVideo, pb.CloseVideoRequest(session_id=opened.session_id), metadata, timeout, "CloseVideo")
-        except LabelgateClientError:
-            pass  # expired or gone with its server: nothing left to free
+    """See `Client.track`. The session is closed when the iterator ends or is closed; one lost on the
+    server (restart, TTL) is reopened and its prompts replayed (`video_session`)."""
+    from labelgate.client.video_session import track_on  # it builds on this module
+
+    return track_on([client], video, prompts, direction=direction, start_frame=start_frame, max_frames=max_frames,
+                    formats=formats, model=model, timeout=timeout)
 
 
-async def track_async(client, video: VideoLike, prompts: Iterable[ObjectPrompt], *, direction: str = "forward",
-                      start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",),
-                      model: str = "", timeout: Optional[float] = None) -> AsyncIterator[TrackedFrame]:
+def track_async(client, video: VideoLike, prompts: Prompts, *, direction: str = "forward",
+                start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",),
+                model: str = "", timeout: Optional[float] = None) -> AsyncIterator[TrackedFrame]:
     """`track` for the AsyncClient: an async iterator of frames."""
-    metadata = client._metadata
-    opened = await _unary_async(client._stub.OpenVideo, open_video_request(video, model), metadata, timeout, "OpenVideo")
-    shape = (opened.height, opened.width)
-    try:
-        for request in add_prompts_requests(opened.session_id, prompts):
-            await _unary_async(client._stub.AddPrompts, request, metadata, timeout, "AddPrompts")
-        stream = client._stub.Propagate(propagate_request(opened.session_id, direction, start_frame, max_frames, formats),
-                                        timeout=timeout, metadata=metadata)
-        try:
-            async for message in stream:
-                yield frame_from_pb(message, shape)
-        except grpc.RpcError as error:
-            raise LabelgateClientError.from_rpc_error(error, "Propagate") from None
-        finally:
-            stream.cancel()
-    finally:
-        try:
-            await _unary_async(client._stub.CloseVideo, pb.CloseVideoRequest(session_id=opened.session_id), metadata, timeout,
-                               "CloseVideo")
-        except LabelgateClientError:
-            pass
+    from labelgate.client.video_session import track_on_async
 
-
-async def _unary_async(call, request, metadata, timeout, method: str):
-    try:
-        return await call(request, timeout=timeout, metadata=metadata)
-    except grpc.RpcError as error:
-        raise LabelgateClientError.from_rpc_error(error, method) from None
-
-
-def _unary(call, request, metadata, timeout, method: str):
-    try:
-        return call(request, timeout=timeout, metadata=metadata)
-    except grpc.RpcError as error:
-        raise LabelgateClientError.from_rpc_error(error, method) from None
+    return track_on_async([client], video, prompts, direction=direction, start_frame=start_frame,
+                          max_frames=max_frames, formats=formats, model=model, timeout=timeout)
 
 
 def _png(mask: np.ndarray) -> bytes:
