@@ -16,7 +16,8 @@ from labelgate.models.backend import Backend
 
 
 class FrameSource(ABC):
-    """The frames of one clip, numbered from 0, all `height` x `width`."""
+    """The frames of one clip, numbered from 0, all `height` x `width`. `num_frames` may grow between
+    a session's calls (frames appended to a stream)."""
 
     num_frames: int
     height: int
@@ -29,6 +30,10 @@ class FrameSource(ABC):
     def timestamp(self, index: int) -> float:
         """Presentation time in seconds (0 where the source has none)."""
         return 0.0
+
+    def released(self, index: int) -> bool:
+        """Whether frame `index`'s pixels were given up (a long stream keeps only a window of them)."""
+        return False
 
     @property
     def nbytes(self) -> int:
@@ -101,6 +106,7 @@ class VideoTrackingBackend(Backend):
     """Capability `track_video`."""
 
     @abstractmethod
-    def open_video(self, frames: FrameSource, window: int) -> TrackingSession:
+    def open_video(self, frames: FrameSource, window: int, long_clip: bool = False) -> TrackingSession:
         """A session on `frames` that keeps per-frame memory for at most `window` frames around the
-        last one tracked, besides the prompted frames (docs/video.md)."""
+        last one tracked, besides the prompted frames (docs/video.md). `long_clip`: frames will be
+        appended, so track as in a clip too long for its length to matter."""

@@ -37,20 +37,45 @@ class _DecodedCache:
 
 
 class EncodedImageFrames(FrameSource):
-    """Frames sent as encoded images (PNG, JPEG, ...), each decoded once at open to check it."""
+    """Frames sent as encoded images (PNG, JPEG, ...), each decoded once when received to check it.
+    More can be appended; a released frame's bytes are gone (bounded memory for a long stream)."""
 
     def __init__(self, images: list[bytes], max_pixels: int):
         if not images:
             raise InvalidInput("a video needs at least one frame: send VideoFrames.frames or a video file")
-        self.images, self.max_pixels, self.cache = images, max_pixels, _DecodedCache()
-        self.num_frames = len(images)
-        for index, data in enumerate(images):
+        self.max_pixels, self.cache = max_pixels, _DecodedCache()
+        self.images: list[bytes | None] = []
+        self.append(images)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.images)
+
+    def append(self, images: list[bytes]) -> None:
+        """Adds frames after the last one; all are checked before any is added."""
+        if not images:
+            raise InvalidInput("no frames to append: send at least one in frames")
+        first = len(self.images)
+        for offset, data in enumerate(images):
+            index = first + offset
             pixels = self._decode(index, data)
             if index == 0:
                 self.height, self.width = pixels.shape[:2]
             elif pixels.shape[:2] != (self.height, self.width):
                 raise InvalidInput(f"frame {index} is {pixels.shape[1]}x{pixels.shape[0]}, frame 0 is {self.width}x{self.height}: "
                                    "send frames of one size")
+            self.cache.put(index, pixels)  # the newest are the next tracked: not decoded twice
+        self.images.extend(images)
+
+    def release(self, keep: set[int]) -> None:
+        """Forgets the bytes of every frame not in `keep`."""
+        for index, data in enumerate(self.images):
+            if data is not None and index not in keep:
+                self.images[index] = None
+                self.cache.frames.pop(index, None)
+
+    def released(self, index: int) -> bool:
+        return self.images[index] is None
 
     def _decode(self, index: int, data: bytes) -> np.ndarray:
         try:
@@ -61,13 +86,17 @@ class EncodedImageFrames(FrameSource):
     def frame(self, index: int) -> np.ndarray:
         pixels = self.cache.get(index)
         if pixels is None:
-            pixels = self._decode(index, self.images[index])
+            data = self.images[index]
+            if data is None:
+                raise InvalidInput(f"frame {index} was released (AppendFrames release_old_frames): only the prompted frames and "
+                                   "the last --video-window frames are kept; prompt or track within those")
+            pixels = self._decode(index, data)
             self.cache.put(index, pixels)
         return pixels
 
     @property
     def nbytes(self) -> int:
-        return sum(len(data) for data in self.images) + self.cache.nbytes
+        return sum(len(data) for data in self.images if data is not None) + self.cache.nbytes
 
 
 class VideoFileFrames(FrameSource):

@@ -16,6 +16,7 @@ class VideoSource:
 
     video: bytes = b""
     frames: tuple[ImageRef, ...] = ()
+    stream: bool = False  # frames will be appended: track as a long clip from the start
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class OpenedVideo:
     height: int
     timestamps: tuple[float, ...]
     model: str
+
+
+@dataclass(frozen=True)
+class AppendedFrames:
+    frame_count: int
+    session_bytes: int
 
 
 @dataclass(frozen=True)

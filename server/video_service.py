@@ -21,6 +21,7 @@ from labelgate.server.validation import check_box_shape, check_image_ref, check_
 from labelgate.server.video_frames import EncodedImageFrames, VideoFileFrames
 from labelgate.server.video_queries import (
     BACKWARD,
+    AppendedFrames,
     BOTH,
     FORWARD,
     EncodedFrame,
@@ -31,6 +32,7 @@ from labelgate.server.video_queries import (
     VideoSource,
 )
 from labelgate.server.video_sessions import SessionLimits, VideoSession, VideoSessions
+from labelgate.server.video_text import FoundObject, TextPrompt, objects_from_text
 
 T = TypeVar("T")
 
@@ -45,26 +47,38 @@ class VideoService:
         check_model_name(model, "model")
         name, backend = self._tracker(model)
         frames = await asyncio.to_thread(self._frame_source, source)
-        tracking = backend.open_video(frames, self.limits.window)
+        tracking = backend.open_video(frames, self.limits.window, long_clip=source.stream)
         session = self.sessions.open(owner, name, frames, tracking)
         timestamps = tuple(frames.timestamp(i) for i in range(frames.num_frames)) if source.video else ()
         return OpenedVideo(session.id, frames.num_frames, frames.width, frames.height, timestamps, name)
 
     async def add_prompts(self, session_id: str, owner: str, frame_index: int, objects: tuple[ObjectPromptQuery, ...],
-                          formats: tuple[str, ...]) -> EncodedFrame:
+                          formats: tuple[str, ...], text: TextPrompt | None = None) -> tuple[EncodedFrame, list[FoundObject]]:
+        """The frame's masks after the prompts, and the objects `text` added (see video_text)."""
         formats = checked_formats(formats)
         session = self.sessions.get(session_id, owner)
         async with session.lock:
             try:
                 self._check_open(session)
                 _check_frame(frame_index, session.frames, "frame_index")
-                prompts = _checked_prompts(objects, frame_index, session.frames, self.service.limits.max_points)
+                text = text if text is not None and text.text.strip() else None
+                prompts = _checked_prompts(objects, frame_index, session.frames, self.service.limits.max_points,
+                                           text is not None)
+                found = []
+                if text is not None:
+                    first_id = max([*session.tracking.object_ids, *(obj.object_id for obj in objects), 0]) + 1
+                    frame = await asyncio.to_thread(session.frames.frame, frame_index)
+                    found = await objects_from_text(self.service, frame, frame_index, text, first_id)
+                    prompts += [prompt for _, prompt in found]
                 tracked = None
                 for prompt in prompts:
                     tracked = await _in_thread(session.tracking.add_prompt, prompt)
                     session.changed_frames.add(frame_index)
                 self.sessions.check_bytes(session)
-                return await asyncio.to_thread(_encoded, tracked, session.frames, formats, ())
+                if tracked is None:  # text found nothing: the frame as it is
+                    tracked = TrackedFrame(frame_index, [])
+                encoded = await asyncio.to_thread(_encoded, tracked, session.frames, formats, ())
+                return encoded, [added for added, _ in found]
             finally:
                 if session.closed:  # closed during the call: its state is freed now that nothing uses it
                     session.free()
@@ -98,6 +112,27 @@ class VideoService:
                 if session.closed:
                     session.free()
 
+    async def append_frames(self, session_id: str, owner: str, images: tuple[ImageRef, ...], release_old: bool) -> AppendedFrames:
+        session = self.sessions.get(session_id, owner)
+        async with session.lock:
+            try:
+                self._check_open(session)
+                frames = session.frames
+                if not isinstance(frames, EncodedImageFrames):
+                    raise InvalidInput("this session was opened from a video file, whose frames are fixed: to append frames, "
+                                       "open the session from frames (OpenVideo frames)")
+                first = frames.num_frames
+                data = [self._image_bytes(image, first + offset) for offset, image in enumerate(images)]
+                self.sessions.check_room(session, sum(len(item) for item in data))
+                await asyncio.to_thread(frames.append, data)
+                if release_old:
+                    last = range(max(0, frames.num_frames - self.limits.window), frames.num_frames)
+                    frames.release(set(session.tracking.prompted_frames) | set(last))
+                return AppendedFrames(frames.num_frames, session.tracking.nbytes)
+            finally:
+                if session.closed:
+                    session.free()
+
     async def close(self, session_id: str, owner: str) -> int:
         session = self.sessions.get(session_id, owner)
         self.sessions.close(session)
@@ -113,11 +148,11 @@ class VideoService:
         as a Triton one, is refused by name as any model without the capability)."""
         service = self.service
         served = {name: runtime.backend for name, runtime in service.runtimes.items()
-                  if TRACK in runtime.kind.capabilities and isinstance(runtime.backend, VideoTrackingBackend)}
+                  if TRACK in runtime.capabilities}
 
         def declares(name: str) -> bool:
             runtime = service.runtimes.get(name)
-            return TRACK in (runtime.kind.capabilities if runtime else service.loading.get(name, ()))
+            return TRACK in (runtime.capabilities if runtime else service.loading.get(name, ()))
 
         name = model or next((name for name in service.order if declares(name)), "")
         return name, service._route(name, TRACK, served)
@@ -171,11 +206,13 @@ async def _in_thread(function: Callable[..., T], *args) -> T:
 def _check_frame(index: int, frames: FrameSource, field: str) -> None:
     if not 0 <= index < frames.num_frames:
         raise InvalidInput(f"{field} {index} is out of range: the video has {frames.num_frames} frames (0 to {frames.num_frames - 1})")
+    if frames.released(index):
+        frames.frame(index)  # raises, saying why and what is kept
 
 
-def _checked_prompts(objects, frame_index: int, frames: FrameSource, max_points: int) -> list[TrackPrompt]:
-    if not objects:
-        raise InvalidInput("AddPrompts: no objects: send at least one ObjectPrompt with points, a box or a mask")
+def _checked_prompts(objects, frame_index: int, frames: FrameSource, max_points: int, with_text: bool) -> list[TrackPrompt]:
+    if not objects and not with_text:
+        raise InvalidInput("AddPrompts: no objects: send at least one ObjectPrompt with points, a box or a mask, or text")
     ids = [obj.object_id for obj in objects]
     if len(set(ids)) != len(ids):
         raise InvalidInput(f"object ids repeat in one request {ids}: send each object once, with all its prompts")

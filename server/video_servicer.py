@@ -8,6 +8,7 @@ import hashlib
 from labelgate.core.errors import NotReady
 from labelgate.server.queries import BoxPrompt, ImageRef, PointPrompt
 from labelgate.server.security import bearer_token
+from labelgate.server.video_text import TextPrompt
 from labelgate.server.video_queries import BACKWARD, BOTH, FORWARD, EncodedFrame, ObjectPromptQuery, PropagateQuery, VideoSource
 from labelgate.v1 import labelgate_pb2 as pb
 
@@ -24,7 +25,7 @@ class VideoRpcs:
 
     async def OpenVideo(self, request: pb.OpenVideoRequest, context) -> pb.OpenVideoResponse:
         frames = tuple(_image(image) for image in request.frames.frames)
-        opened = await self._video().open(VideoSource(video=request.video, frames=frames), request.model, _owner(context))
+        opened = await self._video().open(VideoSource(video=request.video, frames=frames, stream=request.stream), request.model, _owner(context))
         return pb.OpenVideoResponse(session_id=opened.session_id, frame_count=opened.frame_count, width=opened.width,
                                     height=opened.height, timestamps=opened.timestamps, model=opened.model)
 
@@ -38,9 +39,12 @@ class VideoRpcs:
             )
             for obj in request.objects
         )
-        frame = await self._video().add_prompts(request.session_id, _owner(context), request.frame_index, objects,
-                                                 _formats(request.formats))
-        return pb.AddPromptsResponse(frame=_frame_to_pb(frame))
+        text = TextPrompt(request.text, request.text_model, request.detector_model, request.box_threshold,
+                          request.text_threshold, request.max_objects)
+        frame, found = await self._video().add_prompts(request.session_id, _owner(context), request.frame_index, objects,
+                                                        _formats(request.formats), text)
+        return pb.AddPromptsResponse(frame=_frame_to_pb(frame), found=[
+            pb.FoundObject(object_id=obj.object_id, label=obj.label, score=obj.score) for obj in found])
 
     async def Propagate(self, request: pb.PropagateRequest, context):
         query = PropagateQuery(
@@ -52,6 +56,11 @@ class VideoRpcs:
         )
         async for frame in self._video().propagate(request.session_id, _owner(context), query):
             yield _frame_to_pb(frame)
+
+    async def AppendFrames(self, request: pb.AppendFramesRequest, context) -> pb.AppendFramesResponse:
+        frames = tuple(_image(image) for image in request.frames.frames)
+        appended = await self._video().append_frames(request.session_id, _owner(context), frames, request.release_old_frames)
+        return pb.AppendFramesResponse(frame_count=appended.frame_count, session_bytes=appended.session_bytes)
 
     async def CloseVideo(self, request: pb.CloseVideoRequest, context) -> pb.CloseVideoResponse:
         return pb.CloseVideoResponse(frames_tracked=await self._video().close(request.session_id, _owner(context)))

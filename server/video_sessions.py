@@ -91,6 +91,17 @@ class VideoSessions:
                 "objects or with a smaller --video-window, or raise --video-session-bytes"
             )
 
+    def check_room(self, session: VideoSession, more: int) -> None:
+        """Raises Overloaded (the session stays open) when `more` bytes would take it over its budget."""
+        held = session.tracking.nbytes
+        if held + more > self.limits.max_bytes:
+            raise Overloaded(
+                f"appending {more / 2**20:.1f} MiB of frames would take video session {session.id} to "
+                f"{(held + more) / 2**20:.1f} MiB, over --video-session-bytes ({self.limits.max_bytes / 2**20:.1f} MiB). "
+                "Append with release_old_frames (keeps the prompted and the last --video-window frames), send smaller frames, "
+                "or raise --video-session-bytes"
+            )
+
     def expire(self) -> None:
         """Closes the sessions idle for longer than the TTL (not those in a call)."""
         now = self.clock()

@@ -39,8 +39,8 @@ class Sam2TrackingTorchBackend(Sam2TorchBackend, VideoTrackingBackend):
         backend.predictor = video_predictor_sharing(backend.model, config, overrides)
         return backend
 
-    def open_video(self, frames: FrameSource, window: int) -> TrackingSession:
-        return Sam2TrackingSession(self.predictor, frames, window, self.tracking_autocast)
+    def open_video(self, frames: FrameSource, window: int, long_clip: bool = False) -> TrackingSession:
+        return Sam2TrackingSession(self.predictor, frames, window, self.tracking_autocast, long_clip)
 
     def tracking_autocast(self) -> contextlib.ExitStack:
         """bf16 autocast (fp16 with --dtype fp16), on CPU too: upstream's video predictor stores its

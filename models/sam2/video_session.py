@@ -83,10 +83,14 @@ def new_inference_state(predictor, frames: LazyFrames, height: int, width: int) 
 
 
 class Sam2TrackingSession(TrackingSession):
-    def __init__(self, predictor, frames: FrameSource, window: int, autocast: Callable[[], contextlib.AbstractContextManager]):
+    def __init__(self, predictor, frames: FrameSource, window: int, autocast: Callable[[], contextlib.AbstractContextManager],
+                 long_clip: bool = False):
         if window < 1:
             raise ValueError(f"window must be >= 1 frame, got {window}")
         self.predictor, self.frames, self.window, self._autocast = predictor, frames, window, autocast
+        # The clip length SAM 2 is told is only used to cap its object pointers at min(length, this):
+        # at or past it, a clip's length changes nothing, so a growing clip is told at least this.
+        self._least_length = predictor.max_obj_ptrs_in_encoder if long_clip else 0
         lazy = LazyFrames(frames, predictor.image_size, predictor.device)
         self.state = new_inference_state(predictor, lazy, frames.height, frames.width)
 
@@ -110,6 +114,7 @@ class Sam2TrackingSession(TrackingSession):
         return sum(_tensor_bytes(self.state[key], seen) for key in keys) + self.frames.nbytes
 
     def add_prompt(self, prompt: TrackPrompt) -> TrackedFrame:
+        self._count_frames()
         with torch.inference_mode(), self._autocast():
             if prompt.mask is not None:
                 frame_index, obj_ids, logits = self.predictor.add_new_mask(
@@ -124,7 +129,11 @@ class Sam2TrackingSession(TrackingSession):
         return self._tracked(frame_index, obj_ids, logits)
 
     def propagate(self, start_frame: int, reverse: bool, max_frames: int) -> Iterator[TrackedFrame]:
-        limit = max_frames - 1 if max_frames > 0 else None
+        self._count_frames()
+        # Frames after start_frame to track; given, since upstream bounds a pass by the length it is told.
+        limit = start_frame if reverse else self.frames.num_frames - 1 - start_frame
+        if max_frames > 0:
+            limit = min(limit, max_frames - 1)
         steps = self.predictor.propagate_in_video(self.state, start_frame_idx=start_frame, max_frame_num_to_track=limit,
                                                   reverse=reverse)
         try:
@@ -142,6 +151,10 @@ class Sam2TrackingSession(TrackingSession):
 
     def close(self) -> None:
         self.state.clear()
+
+    def _count_frames(self) -> None:
+        """Frames appended since the last call: upstream reads the clip's length from the state."""
+        self.state["num_frames"] = max(self.frames.num_frames, self._least_length)
 
     def _forget_outside_window(self, current: int) -> None:
         """Drops the non-conditioning outputs `window` or more frames away from `current` (the prompted

@@ -26,7 +26,7 @@ class Response:
         self.body, self.status_code = body, status_code
 
 replies = {}
-for name in ("sam2-interactor", "gdino-detector", "sam3-detector"):
+for name in ("sam2-interactor", "gdino-detector", "sam3-detector", "sam2-tracker"):
     sys.path.insert(0, sys.argv[1] + "/" + name)
     main = __import__("main")
     context = SimpleNamespace(Response=Response, user_data=SimpleNamespace(),
@@ -46,7 +46,7 @@ def test_client_and_nuclio_functions_install_without_torch(tmp_path):
                    check=True, capture_output=True, timeout=300)
     wheels = sorted(path.name for path in (bundled / "sam2-interactor" / "wheels").iterdir())
     assert [name.split("-")[0] for name in wheels] == ["labelgate_client", "labelgate_cvat"]
-    for name in ("gdino-detector", "sam3-detector"):
+    for name in ("gdino-detector", "sam3-detector", "sam2-tracker"):
         assert wheels == sorted(path.name for path in (bundled / name / "wheels").iterdir())
 
     shutil.rmtree(VENV, ignore_errors=True)
@@ -58,4 +58,4 @@ def test_client_and_nuclio_functions_install_without_torch(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     replies = done.stdout.strip().splitlines()[-1]
-    assert replies.count("400") == 3 and "not valid base64" in replies
+    assert replies.count("400") == 4 and replies.count("not valid base64") == 4

@@ -153,3 +153,114 @@ async def test_the_async_sdk_tracks_a_video_file(server, clip):
         tracked = [frame async for frame in client.track(clip, [ObjectPrompt(3, box=square_box(0))], max_frames=2)]
     assert [t.frame_index for t in tracked] == [0, 1]
     assert tracked[1].timestamp > tracked[0].timestamp and list(tracked[1].masks) == [3]
+
+
+def png_frames(count: int) -> list[pb.Image]:
+    import io
+
+    from PIL import Image
+
+    images = []
+    for frame in moving_shapes(count):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="PNG")
+        images.append(pb.Image(data=buffer.getvalue()))
+    return images
+
+
+def prompt_two_objects(stub, session: str) -> None:
+    x0, y0, x1, y1 = square_box(0)
+    stub.AddPrompts(pb.AddPromptsRequest(session_id=session, frame_index=0, objects=[
+        pb.ObjectPrompt(object_id=1, box=pb.Box(x_min=x0, y_min=y0, x_max=x1, y_max=y1)),
+        pb.ObjectPrompt(object_id=7, points=[pb.Point(x=disc_centre(0)[0], y=disc_centre(0)[1])]),
+    ]))
+
+
+def masks_of(frame: pb.TrackedFrame) -> list:
+    return [(o.object_id, o.mask.rle.counts, o.mask.score) for o in frame.objects]
+
+
+def test_frames_appended_one_at_a_time_track_as_the_same_frames_opened_at_once(stub):
+    """A `stream` session is tracked as a long clip from the start (SAM 2 caps its object-pointer
+    memory at min(clip length, 16) frames): with 16 frames, appended one by one and tracked one step
+    each as CVAT does, every mask equals the whole clip's opened at once."""
+    images = png_frames(16)
+    whole = stub.OpenVideo(pb.OpenVideoRequest(frames=pb.VideoFrames(frames=images))).session_id
+    streamed = stub.OpenVideo(pb.OpenVideoRequest(frames=pb.VideoFrames(frames=images[:1]), stream=True)).session_id
+    try:
+        prompt_two_objects(stub, whole)
+        expected = list(stub.Propagate(pb.PropagateRequest(session_id=whole)))
+        prompt_two_objects(stub, streamed)
+        got = list(stub.Propagate(pb.PropagateRequest(session_id=streamed)))
+        for index in range(1, len(images)):
+            appended = stub.AppendFrames(pb.AppendFramesRequest(session_id=streamed, frames=pb.VideoFrames(frames=[images[index]]),
+                                                                release_old_frames=True))
+            assert appended.frame_count == index + 1 and appended.session_bytes > 0
+            got += list(stub.Propagate(pb.PropagateRequest(session_id=streamed, start_frame=index, max_frames=1)))
+        assert [f.frame_index for f in got] == [f.frame_index for f in expected] == list(range(len(images)))
+        assert [masks_of(f) for f in got] == [masks_of(f) for f in expected]
+        assert all(o.mask.area for o in expected[-1].objects)  # both objects were tracked to the end
+    finally:
+        for session in (whole, streamed):
+            stub.CloseVideo(pb.CloseVideoRequest(session_id=session))
+
+
+def test_appending_frames_refuses_what_does_not_fit_with_clear_statuses(stub, clip):
+    images = png_frames(2)
+    unknown = pb.AppendFramesRequest(session_id="no-such-session", frames=pb.VideoFrames(frames=images[1:]))
+    assert code_of(lambda: stub.AppendFrames(unknown)) == grpc.StatusCode.NOT_FOUND
+    from_file = stub.OpenVideo(pb.OpenVideoRequest(video=clip)).session_id
+    from_frames = stub.OpenVideo(pb.OpenVideoRequest(frames=pb.VideoFrames(frames=images[:1]))).session_id
+    try:
+        to_file = pb.AppendFramesRequest(session_id=from_file, frames=pb.VideoFrames(frames=images[1:]))
+        assert code_of(lambda: stub.AppendFrames(to_file)) == grpc.StatusCode.INVALID_ARGUMENT
+        smaller = png_frames(1)[0]
+        smaller.data = _png_of_size(WIDTH // 2, HEIGHT)
+        wrong_size = pb.AppendFramesRequest(session_id=from_frames, frames=pb.VideoFrames(frames=[smaller]))
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.AppendFrames(wrong_size)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "one size" in refused.value.details()
+        nothing = pb.AppendFramesRequest(session_id=from_frames)
+        assert code_of(lambda: stub.AppendFrames(nothing)) == grpc.StatusCode.INVALID_ARGUMENT
+        beyond = pb.PropagateRequest(session_id=from_frames, start_frame=1)
+        prompt_two_objects(stub, from_frames)
+        assert code_of(lambda: stub.Propagate(beyond)) == grpc.StatusCode.INVALID_ARGUMENT  # nothing was appended
+        stub.AppendFrames(pb.AppendFramesRequest(session_id=from_frames, frames=pb.VideoFrames(frames=images[1:])))
+        assert [f.frame_index for f in stub.Propagate(beyond)] == [1]
+    finally:
+        for session in (from_file, from_frames):
+            stub.CloseVideo(pb.CloseVideoRequest(session_id=session))
+
+
+def _png_of_size(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_appending_with_release_keeps_only_the_prompted_and_the_last_window_of_frames(stub):
+    images = png_frames(20)
+    window = 16  # the server's --video-window (default)
+    session = stub.OpenVideo(pb.OpenVideoRequest(frames=pb.VideoFrames(frames=images[:1]), stream=True)).session_id
+    try:
+        prompt_two_objects(stub, session)
+        for image in images[1:]:
+            stub.AppendFrames(pb.AppendFramesRequest(session_id=session, frames=pb.VideoFrames(frames=[image]),
+                                                     release_old_frames=True))
+        released = len(images) - window - 1  # frames 1 .. 3: neither prompted nor among the last 16
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.AddPrompts(pb.AddPromptsRequest(session_id=session, frame_index=released, objects=[
+                pb.ObjectPrompt(object_id=1, points=[pb.Point(x=20, y=28)])]))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "released" in refused.value.details()
+        assert code_of(lambda: stub.Propagate(pb.PropagateRequest(session_id=session, start_frame=released))) == \
+            grpc.StatusCode.INVALID_ARGUMENT
+        kept = [f.frame_index for f in stub.Propagate(pb.PropagateRequest(session_id=session, start_frame=released + 1))]
+        assert kept == list(range(released + 1, len(images)))
+        stub.AddPrompts(pb.AddPromptsRequest(session_id=session, frame_index=0, objects=[  # the prompted frame stays
+            pb.ObjectPrompt(object_id=1, points=[pb.Point(x=20, y=28)])]))
+    finally:
+        stub.CloseVideo(pb.CloseVideoRequest(session_id=session))

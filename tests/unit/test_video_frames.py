@@ -54,3 +54,30 @@ def test_frames_sent_as_images_decode_on_demand_and_must_share_a_size():
         EncodedImageFrames([png(frames[0]), png(frames[1][:32])], 10**8)
     with pytest.raises(InvalidInput, match="frame 1"):
         EncodedImageFrames([png(frames[0]), b"junk"], 10**8)
+
+
+def test_frames_appended_are_checked_first_then_numbered_on():
+    frames = moving_shapes(4)
+    source = EncodedImageFrames([png(frames[0])], 10**8)
+    source.append([png(frames[1]), png(frames[2])])
+    assert source.num_frames == 3
+    np.testing.assert_array_equal(source.frame(2), frames[2])
+    with pytest.raises(InvalidInput, match="frame 4 is"):  # the second of the two: neither is added
+        source.append([png(frames[3]), png(frames[3][:32])])
+    with pytest.raises(InvalidInput, match="frame 3"):
+        source.append([b"junk"])
+    with pytest.raises(InvalidInput, match="no frames"):
+        source.append([])
+    assert source.num_frames == 3
+
+
+def test_released_frames_hold_no_bytes_and_say_so_when_asked_for():
+    frames = moving_shapes(3)
+    source = EncodedImageFrames([png(f) for f in frames], 10**8)
+    before = source.nbytes
+    source.release({0, 2})
+    assert [source.released(i) for i in range(3)] == [False, True, False]
+    assert source.nbytes < before
+    np.testing.assert_array_equal(source.frame(0), frames[0])
+    with pytest.raises(InvalidInput, match="frame 1 was released.*--video-window"):
+        source.frame(1)

@@ -74,3 +74,12 @@ def test_a_session_over_its_byte_budget_is_closed():
     with pytest.raises(Overloaded, match="--video-session-bytes"):
         table.open("", "m", FakeFrames(), FakeTracking(nbytes=101))
     assert table.sessions == {}
+
+
+def test_frames_that_would_take_a_session_over_its_budget_are_refused_and_the_session_stays_open():
+    table = sessions(max_bytes=100)
+    session = table.open("", "m", FakeFrames(), FakeTracking(nbytes=60))
+    table.check_room(session, 40)
+    with pytest.raises(Overloaded, match="release_old_frames.*--video-session-bytes"):
+        table.check_room(session, 41)
+    assert table.get(session.id, "") is session and not session.tracking.closed

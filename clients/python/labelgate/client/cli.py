@@ -118,7 +118,7 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _positive_seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -238,7 +238,7 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", default=default, metavar="HOST:PORT",
                         help=f"the labelgate server (default: %(default)s; set ${SERVER_ENV} to change it; "
                              f"${TOKEN_ENV} and ${TLS_CA_ENV} set a bearer token and TLS)")
-    parser.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="S",
+    parser.add_argument("--timeout", type=positive_seconds, default=30.0, metavar="S",
                         help="seconds to wait for the answer (default: %(default)s)")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labelgate.client.affinity import AffinityClient
-from labelgate.client.cli import _positive_seconds, parse_box, parse_point
+from labelgate.client.cli import positive_seconds, parse_box, parse_point
 from labelgate.client.client import DEFAULT_TARGET
 from labelgate.client.errors import LabelgateClientError
 from labelgate.client.track_outputs import TrackWriter, clip_from_argument
@@ -101,7 +101,7 @@ def add_track_command(subparsers: argparse._SubParsersAction) -> None:
     track.add_argument("--server", action="append", default=[], metavar="HOST:PORT",
                        help=f"the labelgate server; repeat (or comma-separate) for a fleet (default: {default}; "
                             f"${TOKEN_ENV} and ${TLS_CA_ENV} set a bearer token and TLS)")
-    track.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
+    track.add_argument("--timeout", type=positive_seconds, default=60.0, metavar="S",
                        help="seconds each call may take (default: %(default)s); tracking itself has no deadline")
     track.set_defaults(func=_track, steps=None)
 

@@ -91,7 +91,7 @@ def propagate_request(session_id: str, direction: str, start_frame: Optional[int
     return request
 
 
-def _prompts_for(prompts: Prompts, opened: pb.OpenVideoResponse) -> Iterable[ObjectPrompt]:
+def prompts_for(prompts: Prompts, opened: pb.OpenVideoResponse) -> Iterable[ObjectPrompt]:
     if not callable(prompts):
         return prompts
     return prompts(OpenedVideo(opened.frame_count, opened.width, opened.height, tuple(opened.timestamps)))

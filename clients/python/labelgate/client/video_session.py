@@ -30,7 +30,7 @@ from labelgate.client.tracking import (
     VideoLike,
     add_prompts_requests,
     frame_from_pb,
-    _prompts_for,
+    prompts_for,
     open_video_request,
     propagate_request,
 )
@@ -55,7 +55,7 @@ def track_on(clients: Sequence, video: VideoLike | pb.OpenVideoRequest, prompts:
              model: str = "", timeout: Optional[float] = None) -> Iterator[TrackedFrame]:
     """`Client.track` over `clients` (see `_SessionBase`); the session is closed when the iterator ends."""
     with VideoSession(clients, video, model=model, timeout=timeout, stream_timeout=timeout) as session:
-        session.add_prompts(_prompts_for(prompts, session.response))
+        session.add_prompts(prompts_for(prompts, session.response))
         yield from session.propagate(direction, start_frame, max_frames, formats)
 
 
@@ -64,7 +64,7 @@ async def track_on_async(clients: Sequence, video: VideoLike | pb.OpenVideoReque
                          formats: Iterable[str] = ("coco_rle",), model: str = "",
                          timeout: Optional[float] = None) -> AsyncIterator[TrackedFrame]:
     async with AsyncVideoSession(clients, video, model=model, timeout=timeout, stream_timeout=timeout) as session:
-        await session.add_prompts(_prompts_for(prompts, session.response))
+        await session.add_prompts(prompts_for(prompts, session.response))
         async for frame in session.propagate(direction, start_frame, max_frames, formats):
             yield frame
 

@@ -244,14 +244,16 @@ class VideoFrames(_message.Message):
     def __init__(self, frames: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
 
 class OpenVideoRequest(_message.Message):
-    __slots__ = ("video", "frames", "model")
+    __slots__ = ("video", "frames", "model", "stream")
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
     video: bytes
     frames: VideoFrames
     model: str
-    def __init__(self, video: _Optional[bytes] = ..., frames: _Optional[_Union[VideoFrames, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+    stream: bool
+    def __init__(self, video: _Optional[bytes] = ..., frames: _Optional[_Union[VideoFrames, _Mapping]] = ..., model: _Optional[str] = ..., stream: _Optional[bool] = ...) -> None: ...
 
 class OpenVideoResponse(_message.Message):
     __slots__ = ("session_id", "frame_count", "width", "height", "timestamps", "model")
@@ -282,16 +284,38 @@ class ObjectPrompt(_message.Message):
     def __init__(self, object_id: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., mask_png: _Optional[bytes] = ...) -> None: ...
 
 class AddPromptsRequest(_message.Message):
-    __slots__ = ("session_id", "frame_index", "objects", "formats")
+    __slots__ = ("session_id", "frame_index", "objects", "formats", "text", "text_model", "detector_model", "box_threshold", "text_threshold", "max_objects")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     FORMATS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_MODEL_FIELD_NUMBER: _ClassVar[int]
+    BOX_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TEXT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     frame_index: int
     objects: _containers.RepeatedCompositeFieldContainer[ObjectPrompt]
     formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
-    def __init__(self, session_id: _Optional[str] = ..., frame_index: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[ObjectPrompt, _Mapping]]] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ...) -> None: ...
+    text: str
+    text_model: str
+    detector_model: str
+    box_threshold: float
+    text_threshold: float
+    max_objects: int
+    def __init__(self, session_id: _Optional[str] = ..., frame_index: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[ObjectPrompt, _Mapping]]] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., text: _Optional[str] = ..., text_model: _Optional[str] = ..., detector_model: _Optional[str] = ..., box_threshold: _Optional[float] = ..., text_threshold: _Optional[float] = ..., max_objects: _Optional[int] = ...) -> None: ...
+
+class FoundObject(_message.Message):
+    __slots__ = ("object_id", "label", "score")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    object_id: int
+    label: str
+    score: float
+    def __init__(self, object_id: _Optional[int] = ..., label: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class TrackedObject(_message.Message):
     __slots__ = ("object_id", "mask")
@@ -312,10 +336,12 @@ class TrackedFrame(_message.Message):
     def __init__(self, frame_index: _Optional[int] = ..., timestamp: _Optional[float] = ..., objects: _Optional[_Iterable[_Union[TrackedObject, _Mapping]]] = ...) -> None: ...
 
 class AddPromptsResponse(_message.Message):
-    __slots__ = ("frame",)
+    __slots__ = ("frame", "found")
     FRAME_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
     frame: TrackedFrame
-    def __init__(self, frame: _Optional[_Union[TrackedFrame, _Mapping]] = ...) -> None: ...
+    found: _containers.RepeatedCompositeFieldContainer[FoundObject]
+    def __init__(self, frame: _Optional[_Union[TrackedFrame, _Mapping]] = ..., found: _Optional[_Iterable[_Union[FoundObject, _Mapping]]] = ...) -> None: ...
 
 class PropagateRequest(_message.Message):
     __slots__ = ("session_id", "start_frame", "direction", "max_frames", "formats", "object_ids")
@@ -332,6 +358,24 @@ class PropagateRequest(_message.Message):
     formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
     object_ids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, session_id: _Optional[str] = ..., start_frame: _Optional[int] = ..., direction: _Optional[_Union[PropagateDirection, str]] = ..., max_frames: _Optional[int] = ..., formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., object_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class AppendFramesRequest(_message.Message):
+    __slots__ = ("session_id", "frames", "release_old_frames")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_OLD_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    frames: VideoFrames
+    release_old_frames: bool
+    def __init__(self, session_id: _Optional[str] = ..., frames: _Optional[_Union[VideoFrames, _Mapping]] = ..., release_old_frames: _Optional[bool] = ...) -> None: ...
+
+class AppendFramesResponse(_message.Message):
+    __slots__ = ("frame_count", "session_bytes")
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    frame_count: int
+    session_bytes: int
+    def __init__(self, frame_count: _Optional[int] = ..., session_bytes: _Optional[int] = ...) -> None: ...
 
 class CloseVideoRequest(_message.Message):
     __slots__ = ("session_id",)

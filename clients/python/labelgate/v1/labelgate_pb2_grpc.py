@@ -74,6 +74,11 @@ class LabelgateStub:
                 request_serializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoRequest.SerializeToString,
                 response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoResponse.FromString,
                 _registered_method=True)
+        self.AppendFrames = channel.unary_unary(
+                '/labelgate.v1.Labelgate/AppendFrames',
+                request_serializer=labelgate_dot_v1_dot_labelgate__pb2.AppendFramesRequest.SerializeToString,
+                response_deserializer=labelgate_dot_v1_dot_labelgate__pb2.AppendFramesResponse.FromString,
+                _registered_method=True)
 
 
 class LabelgateServicer:
@@ -138,6 +143,15 @@ class LabelgateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendFrames(self, request, context):
+        """Adds frames at the end of a session opened from frames (not from a video file), for a caller
+        that tracks frame by frame without knowing the frames to come (CVAT's trackers); Propagate then
+        tracks onto them (open with `stream` to get the masks of the whole clip opened at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LabelgateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +194,11 @@ def add_LabelgateServicer_to_server(servicer, server):
                     servicer.CloseVideo,
                     request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoRequest.FromString,
                     response_serializer=labelgate_dot_v1_dot_labelgate__pb2.CloseVideoResponse.SerializeToString,
+            ),
+            'AppendFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendFrames,
+                    request_deserializer=labelgate_dot_v1_dot_labelgate__pb2.AppendFramesRequest.FromString,
+                    response_serializer=labelgate_dot_v1_dot_labelgate__pb2.AppendFramesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +417,33 @@ class Labelgate:
             '/labelgate.v1.Labelgate/CloseVideo',
             labelgate_dot_v1_dot_labelgate__pb2.CloseVideoRequest.SerializeToString,
             labelgate_dot_v1_dot_labelgate__pb2.CloseVideoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/labelgate.v1.Labelgate/AppendFrames',
+            labelgate_dot_v1_dot_labelgate__pb2.AppendFramesRequest.SerializeToString,
+            labelgate_dot_v1_dot_labelgate__pb2.AppendFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,

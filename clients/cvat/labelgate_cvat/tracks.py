@@ -1,0 +1,110 @@
+"""One CVAT track as a labelgate video session. Shared by the cvat-sdk tracking function and the
+nuclio tracker.
+
+CVAT tracks a shape frame by frame and never says which frame comes next, so a track is a `stream`
+session (OpenVideo) opened on the shape's frame with the shape as its prompt; each next frame is
+appended (AppendFrames, keeping only a window of frames on the server) and tracked one step
+(Propagate). SAM 2 thus carries its memory of the earlier frames along, as in a whole clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import io
+
+import grpc
+import numpy as np
+from PIL import Image, ImageDraw
+
+from labelgate.client import Client, LabelgateClientError
+from labelgate.client.results import Mask, mask_from_pb
+from labelgate.v1 import labelgate_pb2 as pb
+
+OBJECT_ID = 1  # one object per session: CVAT keeps one state per tracked shape
+
+
+@dataclass(frozen=True)
+class Track:
+    """What CVAT keeps between frames: the server-side session (its id is also its capability)."""
+
+    session_id: str
+
+
+def start_track(client: Client, image: bytes, *, box: Optional[Sequence[float]] = None,
+                mask: Optional[np.ndarray] = None) -> Track:
+    """A session on `image` with the object given by its box (x_min, y_min, x_max, y_max) or its
+    mask (H x W bool)."""
+    prompt = pb.ObjectPrompt(object_id=OBJECT_ID)
+    if mask is not None:
+        if not mask.any():
+            raise ValueError("the shape to track covers no pixel of the frame")
+        buffer = io.BytesIO()
+        Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
+        prompt.mask_png = buffer.getvalue()
+    elif box is not None:
+        x_min, y_min, x_max, y_max = (float(v) for v in box)
+        prompt.box.CopyFrom(pb.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max))
+    else:
+        raise ValueError("a track starts from a box or a mask")
+    frames = pb.VideoFrames(frames=[pb.Image(data=image)])
+    opened = _call(client, "OpenVideo", pb.OpenVideoRequest(frames=frames, stream=True))
+    try:
+        _call(client, "AddPrompts", pb.AddPromptsRequest(session_id=opened.session_id, frame_index=0, objects=[prompt]))
+    except LabelgateClientError:
+        close_track(client, Track(opened.session_id))
+        raise
+    return Track(opened.session_id)
+
+
+def track_next(client: Client, track: Track, image: bytes, *, polygons: bool = False) -> Mask:
+    """Appends `image` to the track and tracks the object onto it: the object's mask there (with its
+    polygons if asked; empty where SAM 2 lost the object)."""
+    frames = pb.VideoFrames(frames=[pb.Image(data=image)])
+    appended = _call(client, "AppendFrames", pb.AppendFramesRequest(session_id=track.session_id, frames=frames,
+                                                                    release_old_frames=True))
+    index = appended.frame_count - 1
+    formats = [pb.COCO_RLE, pb.POLYGONS] if polygons else [pb.COCO_RLE]
+    request = pb.PropagateRequest(session_id=track.session_id, start_frame=index, max_frames=1, formats=formats)
+    try:
+        [frame] = list(client._stub.Propagate(request, timeout=client.timeout, metadata=client._metadata))
+    except grpc.RpcError as error:
+        raise LabelgateClientError.from_rpc_error(error, "Propagate") from None
+    [obj] = [obj for obj in frame.objects if obj.object_id == OBJECT_ID]
+    shape = tuple(int(n) for n in obj.mask.rle.size)
+    return mask_from_pb(obj.mask, shape)
+
+
+def close_track(client: Client, track: Track) -> None:
+    """Frees the session now rather than at its idle expiry; one already gone is fine."""
+    try:
+        _call(client, "CloseVideo", pb.CloseVideoRequest(session_id=track.session_id))
+    except LabelgateClientError:
+        pass
+
+
+def mask_box(mask: Mask) -> Optional[list[float]]:
+    """The mask's tight box [x_min, y_min, x_max, y_max] (exclusive max); None when empty."""
+    if mask.bbox is None or mask.area == 0:
+        return None
+    return [float(v) for v in mask.bbox]
+
+
+def clipped_box(box: Sequence[float], width: int, height: int) -> list[float]:
+    """A CVAT rectangle cut to the frame (CVAT lets one reach past the edges; labelgate refuses that)."""
+    x_min, y_min, x_max, y_max = (float(v) for v in box[:4])
+    return [min(max(x_min, 0.0), width), min(max(y_min, 0.0), height), min(max(x_max, 0.0), width), min(max(y_max, 0.0), height)]
+
+
+def polygon_mask(points: Sequence[float], height: int, width: int) -> np.ndarray:
+    """A CVAT polygon [x1, y1, x2, y2, ...] rasterised to an H x W bool mask."""
+    if len(points) < 6 or len(points) % 2:
+        raise ValueError(f"a polygon needs 3 or more [x, y] points, got {len(points)} numbers")
+    canvas = Image.new("1", (width, height), 0)
+    ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in zip(points[::2], points[1::2])], fill=1, outline=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def _call(client: Client, method: str, request):
+    return client._invoke(method, request, client._attempts(client.timeout))
