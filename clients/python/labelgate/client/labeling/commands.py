@@ -12,7 +12,12 @@ from pathlib import Path
 from labelgate.client.affinity import AffinityClient, endpoints_from_dns
 from labelgate.client.client import DEFAULT_TARGET
 from labelgate.client.errors import LabelgateClientError
-from labelgate.client.labeling.exporting import check_formats, export_dataset
+from labelgate.client.labeling.assemble import labeled_images
+from labelgate.client.labeling.exporting import (
+    check_formats,
+    export_dataset,
+    exporter_options,
+)
 from labelgate.client.labeling.job import (
     JobOptions,
     TooManyFailures,
@@ -24,6 +29,11 @@ from labelgate.client.labeling.manifest import MANIFEST_NAME, Manifest
 from labelgate.client.labeling.ontology import Ontology, OntologyError, load_ontology
 from labelgate.client.labeling.plan import ModelChoice, choose_models, prompt_tasks
 from labelgate.client.labeling.records import Provenance
+from labelgate.client.labeling.remote_sources import (
+    add_remote_flags,
+    open_remote,
+    source_images,
+)
 from labelgate.client.labeling.sources import iter_source
 from labelgate.client.labeling.summary import summary_dict, summary_lines, write_summary
 from labelgate.client.labeling.window import bounded_map
@@ -38,8 +48,9 @@ def add_labeling_commands(subparsers: argparse._SubParsersAction) -> None:
         "label",
         help="label a whole dataset from a text ontology (resumable; COCO, YOLO, Label Studio, CVAT)",
         description=(
-            "Label every image of SOURCE (a folder, a list file, or a COCO JSON) with the classes of an\n"
-            "ontology file, through a labelgate server or fleet. Results go to a resume manifest in --out as\n"
+            "Label every image of SOURCE (a folder, a list file, a COCO JSON, a Label Studio project or a CVAT\n"
+            "task) with the classes of an ontology file, through a labelgate server or fleet. Results go to a\n"
+            "resume manifest in --out as\n"
             "images finish: a rerun skips finished images, a changed ontology redoes only what it changes.\n"
             "At the end the dataset is written in each --format. See docs/labeling.md."
         ),
@@ -48,13 +59,17 @@ def add_labeling_commands(subparsers: argparse._SubParsersAction) -> None:
             "  labelgate label photos/ --ontology classes.yaml --out dataset/ --format coco,yolo\n"
             "  labelgate label photos/ --ontology classes.yaml --out shard-0/ --shard 0/4 --no-export\n"
             "  labelgate label merge shard-0/ shard-1/ shard-2/ shard-3/ --out dataset/ --format coco\n"
-            "  labelgate label --export-only --out dataset/ --format label-studio"
+            "  labelgate label --export-only --out dataset/ --format label-studio\n"
+            "  LABEL_STUDIO_API_KEY=... labelgate label ls://localhost:8080/3 --ontology classes.yaml --out ls-3/ "
+            "--push-predictions\n"
+            "  CVAT_ACCESS_TOKEN=... labelgate label cvat://cvat.example.com/12 --ontology classes.yaml --out cvat-12/ "
+            "--push-annotations"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     label.add_argument("paths", nargs="*", metavar="SOURCE",
-                       help="a folder (searched recursively), a list file (one path a line) or a COCO JSON; "
-                            "or 'merge SHARD_DIR...'")
+                       help="a folder (searched recursively), a list file (one path a line), a COCO JSON, a Label "
+                            "Studio project (ls://HOST:PORT/ID) or a CVAT task (cvat://HOST/ID); or 'merge SHARD_DIR...'")
     label.add_argument("--ontology", type=Path, metavar="FILE", help="classes and their prompts (YAML; see docs/labeling.md)")
     label.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the manifest and the dataset go")
     label.add_argument("--format", default=DEFAULT_FORMATS, metavar="F[,F]",
@@ -82,6 +97,7 @@ def add_labeling_commands(subparsers: argparse._SubParsersAction) -> None:
     label.add_argument("--export-only", action="store_true", help="write the dataset from the manifest; no server needed")
     label.add_argument("--no-export", action="store_true", help="label only (e.g. a shard, merged later)")
     _add_job_flags(label)
+    add_remote_flags(label)
     label.set_defaults(func=_label)
 
     embed = subparsers.add_parser(
@@ -148,9 +164,9 @@ def _label(args: argparse.Namespace) -> int:
             return _merge(args, [Path(p) for p in args.paths[1:]])
         if args.export_only:
             return _export_only(args)
-        if len(args.paths) != 1 or args.ontology is None:
+        if len(args.paths) != (0 if args.label_studio_url else 1) or args.ontology is None:
             raise ValueError("give one SOURCE and --ontology FILE (or 'merge SHARD_DIR...', or --export-only)")
-        return _label_source(args, Path(args.paths[0]))
+        return _label_source(args, args.paths[0] if args.paths else "")
     except (OntologyError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -166,24 +182,32 @@ def _label(args: argparse.Namespace) -> int:
         return 130
 
 
-def _label_source(args: argparse.Namespace, source: Path) -> int:
+def _label_source(args: argparse.Namespace, source: str) -> int:
     ontology = load_ontology(args.ontology)
     formats = [] if args.no_export else check_formats(args.format.split(","))
     shard = parse_shard(args.shard) if args.shard else None
     args.out.mkdir(parents=True, exist_ok=True)
-    with _client(args) as client, Manifest.in_dir(args.out) as manifest:
+    with _client(args) as client, Manifest.in_dir(args.out) as manifest, open_remote(args, ontology, manifest) as remote:
         models = choose_models(client.list_models(), args.model or ontology.model, args.detector_model or ontology.detector)
         _remember(manifest, ontology, models, _val_fraction(args, manifest))
         tasks = prompt_tasks(ontology, models)
 
         def items():
-            return in_shard(iter_source(source, args.glob, args.image_root), shard)
+            found = remote.items(args.glob) if remote else iter_source(Path(source), args.glob, args.image_root)
+            return in_shard(found, shard)
 
         total = None if args.no_progress else sum(1 for _ in items())
         options = JobOptions(args.concurrency, args.limit, args.max_failures, progress=not args.no_progress)
         counters = run_labeling(client, items(), manifest, {t.key: t for t in tasks.values()}.values(), args.out,
                                 options, total)
-        return _finish(args, manifest, ontology, models, tasks, formats, counters)
+        code = _finish(args, manifest, ontology, models, tasks, formats, counters)
+        if remote is not None:
+            images = labeled_images(manifest, ontology, tasks, _val_fraction(args, manifest))
+            pushed = remote.push(manifest, images, ontology, _provenance(args, manifest, ontology, models), args.out,
+                                 exporter_options(ontology, _export_options(args)))
+            for line in pushed:
+                print(line)
+        return code
 
 
 def _export_only(args: argparse.Namespace) -> int:
@@ -218,15 +242,24 @@ def _merge(args: argparse.Namespace, shards: list[Path]) -> int:
 
 def _finish(args, manifest: Manifest, ontology: Ontology, models: ModelChoice, tasks, formats, counters) -> int:
     val_fraction = _val_fraction(args, manifest)
-    provenance = Provenance(dict(sorted(models.versions.items())), ontology.hash,
-                            {"val_fraction": val_fraction, "nms": asdict(ontology.nms), "segmenter": models.segmenter,
-                             "detector": models.detector})
-    options = {"task": args.yolo_task, **({"mask_format": args.mask_format} if args.mask_format else {})}
-    report = export_dataset(manifest, ontology, tasks, provenance, args.out, formats, val_fraction, options)
+    provenance = _provenance(args, manifest, ontology, models)
+    report = export_dataset(manifest, ontology, tasks, provenance, args.out, formats, val_fraction, _export_options(args))
     summary = summary_dict(counters, report, manifest.counts(), ontology.class_names)
     write_summary(summary, args.out)
     print("\n".join(summary_lines(summary, args.out)))
     return 0
+
+
+def _provenance(args, manifest: Manifest, ontology: Ontology, models: ModelChoice) -> Provenance:
+    return Provenance(dict(sorted(models.versions.items())), ontology.hash,
+                      {"val_fraction": _val_fraction(args, manifest), "nms": asdict(ontology.nms),
+                       "segmenter": models.segmenter, "detector": models.detector})
+
+
+def _export_options(args: argparse.Namespace) -> dict:
+    kept = source_images(args.out)  # a Label Studio / CVAT source's downloaded images, for YOLO
+    return {"task": args.yolo_task, **({"mask_format": args.mask_format} if args.mask_format else {}),
+            **({"image_root": kept} if kept else {})}
 
 
 def _val_fraction(args: argparse.Namespace, manifest: Manifest) -> float:

@@ -14,7 +14,7 @@ from labelgate.client.labeling.keys import content_hash, shard_of
 from labelgate.client.labeling.labeler import label_image
 from labelgate.client.labeling.manifest import Manifest
 from labelgate.client.labeling.plan import PromptTask
-from labelgate.client.labeling.sources import SourceItem
+from labelgate.client.labeling.sources import RemoteItem, SourceItem
 from labelgate.client.labeling.window import bounded_map
 
 FAILURES_LOG = "failures.log"
@@ -76,7 +76,7 @@ def run_labeling(client, items: Iterable[SourceItem], manifest: Manifest, tasks:
 
     def fail(item: SourceItem, error: BaseException) -> None:
         message = f"{error.code.name}: {error.details}" if isinstance(error, LabelgateClientError) else str(error)
-        manifest.record_failure(item.key, str(item.path), message)
+        manifest.record_failure(item.key, item.source, message)
         log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{item.key}\t{message}\n")
         log.flush()
         counters.failed += 1
@@ -130,17 +130,17 @@ def run_labeling(client, items: Iterable[SourceItem], manifest: Manifest, tasks:
     return counters
 
 
-def _prepare(item: SourceItem, manifest: Manifest, tasks: dict[str, PromptTask]) -> _Work | None:
+def _prepare(item: SourceItem | RemoteItem, manifest: Manifest, tasks: dict[str, PromptTask]) -> _Work | None:
     """The image's work, or None when the manifest has all of it. A file unchanged since an earlier
-    run (same size and mtime) is not read again unless it still needs labeling."""
-    stat = item.path.stat()
-    digest = manifest.known_hash(item.key, stat.st_size, stat.st_mtime_ns)
+    run (same size and mtime; a remote image: same revision) is not read again unless it still needs labeling."""
+    size, mtime_ns = item.stamp()
+    digest = manifest.known_hash(item.key, size, mtime_ns)
     data = None
     if digest is None:
-        data = item.path.read_bytes()
+        data = item.read()
         digest = content_hash(data)
-        manifest.put_image(item.key, str(item.path), digest, stat.st_size, stat.st_mtime_ns)
+        manifest.put_image(item.key, item.source, digest, size, mtime_ns)
     missing = manifest.missing(digest, list(tasks))
     if not missing:
         return None
-    return _Work(item, digest, data if data is not None else item.path.read_bytes(), tuple(tasks[k] for k in missing))
+    return _Work(item, digest, data if data is not None else item.read(), tuple(tasks[k] for k in missing))

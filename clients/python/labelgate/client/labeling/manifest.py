@@ -7,7 +7,9 @@
   only lacks the rows of the prompts it changed, and duplicate files share their rows;
 - contents: content hash -> the size the server decoded;
 - failures: key -> the last error, until the image succeeds;
-- meta: the ontology, models and parameters of the last run (for --export-only and merge).
+- meta: the ontology, models and parameters of the last run (for --export-only and merge);
+- pushes: what was pushed back into an annotation tool (target, item, version), so that a rerun
+  does not push the same labels twice (--push-predictions, --push-annotations).
 
 Only the job's main thread uses the connection; rows are committed as each image finishes.
 """
@@ -30,6 +32,8 @@ CREATE TABLE IF NOT EXISTS contents (content_hash TEXT PRIMARY KEY, width INTEGE
 CREATE TABLE IF NOT EXISTS results (content_hash TEXT NOT NULL, prompt_key TEXT NOT NULL, objects TEXT NOT NULL,
                                     PRIMARY KEY (content_hash, prompt_key));
 CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, source TEXT NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pushes (target TEXT NOT NULL, item TEXT NOT NULL, version TEXT NOT NULL,
+                                   PRIMARY KEY (target, item, version));
 """
 
 
@@ -43,13 +47,13 @@ class Manifest:
         self._db.executescript(_SCHEMA)
 
     @classmethod
-    def in_dir(cls, directory: Path) -> "Manifest":
+    def in_dir(cls, directory: Path) -> Manifest:
         return cls(Path(directory) / MANIFEST_NAME)
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Manifest":
+    def __enter__(self) -> Manifest:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -116,6 +120,16 @@ class Manifest:
                 (digest, *wanted)).fetchall())
             if len(found) == len(wanted):
                 yield key, source, digest, width, height, {k: json.loads(v) for k, v in found.items()}
+
+    # --- pushes back into annotation tools ---------------------------------------------------------
+
+    def pushed(self, target: str, item: str, version: str) -> bool:
+        return self._db.execute("SELECT 1 FROM pushes WHERE target = ? AND item = ? AND version = ?",
+                                (target, item, version)).fetchone() is not None
+
+    def record_push(self, target: str, item: str, version: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR IGNORE INTO pushes VALUES (?, ?, ?)", (target, item, version))
 
     # --- merging shards --------------------------------------------------------------------------
 

@@ -7,9 +7,10 @@ in different folders are two images), and the same on every machine that mounts 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +21,37 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 class SourceItem:
     key: str
     path: Path
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+    def stamp(self) -> tuple[int, int]:
+        """What tells the manifest the image is unchanged since it was hashed: size and mtime."""
+        stat = self.path.stat()
+        return stat.st_size, stat.st_mtime_ns
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
+class RemoteItem:
+    """An image read through an API (a Label Studio task, a CVAT frame): `source` is its URL, `revision`
+    changes whenever its bytes may have (so a rerun downloads only what may have changed), `fetch`
+    downloads it (raising OSError on failure, which the job logs as a failed image)."""
+
+    key: str
+    source: str
+    revision: str
+    fetch: Callable[[], bytes]
+
+    def stamp(self) -> tuple[int, int]:
+        """(-1, a hash of the revision) in the manifest's (size, mtime) columns: no file has size -1."""
+        return -1, int.from_bytes(hashlib.blake2b(self.revision.encode(), digest_size=7).digest(), "big")
+
+    def read(self) -> bytes:
+        return self.fetch()
 
 
 def iter_source(source: Path, glob: str = "", image_root: Path | None = None) -> Iterator[SourceItem]:
@@ -36,8 +68,12 @@ def iter_source(source: Path, glob: str = "", image_root: Path | None = None) ->
     else:
         raise ValueError(f"{source}: no such folder or file (give a folder, a list file or a COCO JSON)")
     for item in items:
-        if not glob or fnmatch.fnmatchcase(item.key, glob):
+        if keep_key(item.key, glob):
             yield item
+
+
+def keep_key(key: str, glob: str) -> bool:
+    return not glob or fnmatch.fnmatchcase(key, glob)
 
 
 def _folder(root: Path) -> Iterator[SourceItem]:

@@ -15,7 +15,13 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from labelgate.client.labeling.export.brush import mask_to_brush_rle
-from labelgate.client.labeling.export.common import atomic_text, class_index, decode_mask, known_class, model_version
+from labelgate.client.labeling.export.common import (
+    atomic_text,
+    class_index,
+    decode_mask,
+    known_class,
+    model_version,
+)
 from labelgate.client.labeling.records import LabeledImage, LabeledObject, Provenance
 
 # Label Studio serves local files under LOCAL_FILES_DOCUMENT_ROOT at this path: set that root to the dataset root.
@@ -37,13 +43,10 @@ def export_label_studio(images: Iterable[LabeledImage], classes: Sequence[str], 
         for count, image in enumerate(images):
             for obj in image.objects:
                 known_class(obj, index, image)
-            regions = [_region(obj, image, f"r{position}", brush_from_name, box_from_name, to_name)
-                       for position, obj in enumerate(image.objects)]
-            score = sum(obj.score for obj in image.objects) / len(image.objects) if image.objects else 0.0
             task = {
                 "data": {"image": image_url.format(key=quote(image.key), source=image.source), "key": image.key,
                          "split": image.split},
-                "predictions": [{"model_version": version, "score": round(score, 5), "result": regions}],
+                "predictions": [prediction(image, version, brush_from_name, box_from_name, to_name)],
             }
             out.write((",\n" if count else "") + json.dumps(task, separators=(",", ":")))
         out.write("\n]\n")
@@ -51,6 +54,15 @@ def export_label_studio(images: Iterable[LabeledImage], classes: Sequence[str], 
     with atomic_text(config) as out:
         out.write(label_config(classes, brush_from_name, box_from_name, to_name))
     return [tasks, config]
+
+
+def prediction(image: LabeledImage, version: str, brush_from_name: str = "brush", box_from_name: str = "box",
+               to_name: str = "image") -> dict:
+    """One Label Studio prediction of an image: its regions, their mean score and `version`."""
+    regions = [_region(obj, image, f"r{position}", brush_from_name, box_from_name, to_name)
+               for position, obj in enumerate(image.objects)]
+    score = sum(obj.score for obj in image.objects) / len(image.objects) if image.objects else 0.0
+    return {"model_version": version, "score": round(score, 5), "result": regions}
 
 
 def label_config(classes: Sequence[str], brush_from_name: str = "brush", box_from_name: str = "box",
