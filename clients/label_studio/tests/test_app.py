@@ -79,7 +79,7 @@ def test_predict_says_when_the_image_cannot_be_fetched(make_app):
             "params": {"context": CLICK}}
     response = make_app().post("/predict", json=body)
     assert response.status_code == 502
-    assert "cannot get the task image" in response.get_json()["error"] and "HTTP 404" in response.status
+    assert "cannot get the task image or video" in response.get_json()["error"] and "HTTP 404" in response.status
 
 
 def test_predict_rejects_a_task_without_the_image_field(make_app):

@@ -104,7 +104,7 @@ def _status_for(exception: Exception) -> tuple[int, str]:
     if isinstance(exception, (LabelConfigError, PromptError, PredictError)):
         return 400, str(exception)
     if isinstance(exception, ImageFetchError):
-        return 502, f"cannot get the task image: {exception}"
+        return 502, f"cannot get the task image or video: {exception}"
     if isinstance(exception, LabelgateClientError):
         status = 503 if exception.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED) else 502
         return status, f"labelgate {getattr(exception, 'method', '') or 'call'} failed: {exception}"

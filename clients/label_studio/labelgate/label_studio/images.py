@@ -99,7 +99,7 @@ class ImageFetcher:
             raise ImageFetchError(f"downloading image {reference!r} from {url} failed: HTTP {status}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type in _NOT_IMAGES:
-            raise ImageFetchError(f"{url} answered with {content_type}, not an image (a login page? check "
+            raise ImageFetchError(f"{url} answered with {content_type}, not an image or video (a login page? check "
                                   "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
         if not response.content:
             raise ImageFetchError(f"{url} answered with an empty body")
