@@ -1,6 +1,6 @@
 """Text to tracks through a real server (demo weights): a text prompt on a frame adds one object per
 instance that an image Segment(text) finds on that frame, each tracked from its mask exactly as if
-the caller had sent those masks as prompts."""
+the caller had sent those masks as prompts. (`server`, `stub`: tests/integration/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -12,23 +12,10 @@ import pytest
 from PIL import Image
 
 from labelgate.v1 import labelgate_pb2 as pb
-from server_process import start_server
 from video_clip import moving_shapes
 
 NUM_FRAMES = 4
 THRESHOLD = 0.05  # the random demo SAM 3 scores low: let a few instances through
-
-
-@pytest.fixture(scope="module")
-def server(demo_weights, tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("server"), demo_weights)
-    yield running
-    assert running.stop() == 0, running.log()
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    return server.stub()
 
 
 @pytest.fixture(scope="module")
