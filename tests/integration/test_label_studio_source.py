@@ -164,10 +164,16 @@ def test_each_task_gets_one_prediction_that_decodes_to_the_stored_masks(labeled,
     assert masks > 0  # the demo models find something at these thresholds: the comparison is not vacuous
 
 
-def test_a_rerun_labels_and_pushes_nothing(labeled):
+def test_a_rerun_labels_and_pushes_nothing(labeled, project):
     code, summary = labeled["second"]
     assert code == 0 and summary["run"]["labeled"] == 0 and summary["run"]["requests"] == 0
     assert labeled["after_second"] == labeled["after_first"]
+    # summary.json says what each run pushed back
+    project_id, _ = project
+    pushed = sum(len(predictions) for predictions in labeled["after_first"].values())
+    where = f"Label Studio project {project_id}"
+    assert labeled["first"][1]["pushed"] == [f"pushed {pushed} predictions to {where} (0 already there), 0 failed"]
+    assert summary["pushed"] == [f"pushed 0 predictions to {where} ({pushed} already there), 0 failed"]
 
 
 def test_the_yolo_dataset_holds_the_downloaded_images(labeled, project, images):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -200,14 +201,13 @@ def _label_source(args: argparse.Namespace, source: str) -> int:
         options = JobOptions(args.concurrency, args.limit, args.max_failures, progress=not args.no_progress)
         counters = run_labeling(client, items(), manifest, {t.key: t for t in tasks.values()}.values(), args.out,
                                 options, total)
-        code = _finish(args, manifest, ontology, models, tasks, formats, counters)
-        if remote is not None:
+
+        def push(provenance: Provenance) -> list[str]:
             images = labeled_images(manifest, ontology, tasks, _val_fraction(args, manifest))
-            pushed = remote.push(manifest, images, ontology, _provenance(args, manifest, ontology, models), args.out,
-                                 exporter_options(ontology, _export_options(args)))
-            for line in pushed:
-                print(line)
-        return code
+            return remote.push(manifest, images, ontology, provenance, args.out,
+                               exporter_options(ontology, _export_options(args)))
+
+        return _finish(args, manifest, ontology, models, tasks, formats, counters, push if remote is not None else None)
 
 
 def _export_only(args: argparse.Namespace) -> int:
@@ -240,11 +240,13 @@ def _merge(args: argparse.Namespace, shards: list[Path]) -> int:
         return _finish(args, merged, ontology, models, prompt_tasks(ontology, models), formats, None)
 
 
-def _finish(args, manifest: Manifest, ontology: Ontology, models: ModelChoice, tasks, formats, counters) -> int:
+def _finish(args, manifest: Manifest, ontology: Ontology, models: ModelChoice, tasks, formats, counters,
+            push: Callable[[Provenance], list[str]] | None = None) -> int:
+    """Exports, pushes to the source's tool (`push`, given a remote source), writes and prints the summary."""
     val_fraction = _val_fraction(args, manifest)
     provenance = _provenance(args, manifest, ontology, models)
     report = export_dataset(manifest, ontology, tasks, provenance, args.out, formats, val_fraction, _export_options(args))
-    summary = summary_dict(counters, report, manifest.counts(), ontology.class_names)
+    summary = summary_dict(counters, report, manifest.counts(), ontology.class_names, push(provenance) if push else [])
     write_summary(summary, args.out)
     print("\n".join(summary_lines(summary, args.out)))
     return 0

@@ -11,7 +11,9 @@ from labelgate.client.labeling.job import FAILURES_LOG, JobCounters
 SUMMARY_NAME = "summary.json"
 
 
-def summary_dict(counters: JobCounters | None, report: ExportReport, manifest_counts: dict, classes: list[str]) -> dict:
+def summary_dict(counters: JobCounters | None, report: ExportReport, manifest_counts: dict, classes: list[str],
+                 pushed: list[str] = ()) -> dict:
+    """`pushed`: what was pushed back to the source's annotation tool, one line per push."""
     summary = {
         "dataset": {"images": report.images, "objects": sum(report.objects.values()),
                     "objects_per_class": {name: report.objects.get(name, 0) for name in classes}},
@@ -24,6 +26,8 @@ def summary_dict(counters: JobCounters | None, report: ExportReport, manifest_co
                           "duplicates": counters.duplicates, "failed": counters.failed,
                           "requests": counters.requests, "seconds": round(seconds, 3),
                           "images_per_second": round(counters.labeled / seconds, 3) if seconds > 0 else 0.0}
+    if pushed:
+        summary["pushed"] = list(pushed)
     return summary
 
 
@@ -41,6 +45,7 @@ def summary_lines(summary: dict, out_dir: Path) -> list[str]:
     if summary["manifest"].get("failures"):
         lines.append(f"not yet labeled: {summary['manifest']['failures']} failed images (rerun to retry them)")
     lines.extend(f"wrote {path}" for path in summary["files"])
+    lines.extend(summary.get("pushed", ()))
     return lines
 
 
