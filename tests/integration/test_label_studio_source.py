@@ -192,3 +192,17 @@ def test_the_yolo_dataset_holds_the_downloaded_images(labeled, project, images):
         assert hashlib.sha256(data).hexdigest() == stored[name].content_hash
         assert objects == len(stored[name].objects)
     assert {image.content_hash for image in stored.values()} == {hashlib.sha256(d).hexdigest() for d in files.values()}
+
+
+def test_embed_warms_the_cache_for_every_task_of_the_project(server, label_studio, project, labeled, capsys):
+    project_id, tasks = project
+    parser = argparse.ArgumentParser()
+    add_labeling_commands(parser.add_subparsers(dest="command", required=True))
+    source = f"ls://{label_studio.url.removeprefix('http://')}/{project_id}"
+    for _ in range(2):
+        args = parser.parse_args(["embed", source, "--server", server.address, "--no-progress",
+                                  "--ls-token", label_studio.token])
+        assert args.func(args) == 0
+    first, second = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert first.startswith(f"embedded {len(tasks)} images") and first.endswith(", 0 failed")
+    assert second == f"embedded {len(tasks)} images ({len(tasks)} were already cached), 0 failed"

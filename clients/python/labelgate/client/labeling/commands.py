@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,10 +33,13 @@ from labelgate.client.labeling.plan import ModelChoice, choose_models, prompt_ta
 from labelgate.client.labeling.records import Provenance
 from labelgate.client.labeling.remote_sources import (
     add_remote_flags,
+    add_remote_source_flags,
+    is_remote,
     open_remote,
+    remote_items,
     source_images,
 )
-from labelgate.client.labeling.sources import iter_source
+from labelgate.client.labeling.sources import iter_source, keep_key
 from labelgate.client.labeling.summary import summary_dict, summary_lines, write_summary
 from labelgate.client.labeling.window import bounded_map
 from labelgate.client.transport import SERVER_ENV, options_from_env
@@ -108,12 +112,15 @@ def add_labeling_commands(subparsers: argparse._SubParsersAction) -> None:
         epilog="example:\n  labelgate embed photos/ --server 10.0.0.5:50051 --server 10.0.0.6:50051",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    embed.add_argument("source", type=Path, metavar="SOURCE", help="a folder, a list file or a COCO JSON")
+    embed.add_argument("source", nargs="?", default="", metavar="SOURCE",
+                       help="a folder, a list file, a COCO JSON, a Label Studio project (ls://HOST:PORT/ID) or a CVAT "
+                            "task (cvat://HOST/ID)")
     embed.add_argument("--model", default="", metavar="NAME", help="the model whose cache to fill (default: the server's)")
     embed.add_argument("--glob", default="", metavar="PATTERN", help="only keys matching this pattern")
     embed.add_argument("--image-root", type=Path, metavar="DIR", help="where relative paths in a list file or COCO JSON start")
     embed.add_argument("--shard", metavar="I/N", help="only shard I of N")
     _add_job_flags(embed)
+    add_remote_source_flags(embed)
     embed.set_defaults(func=_embed)
 
 
@@ -293,28 +300,17 @@ def _ontology_from_dict(data: dict) -> Ontology:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     try:
         shard = parse_shard(args.shard) if args.shard else None
-
-        def items():
-            return in_shard(iter_source(args.source, args.glob, args.image_root), shard)
-
-        total = None if args.no_progress else sum(1 for _ in items())
-        embedded = hits = failed = 0
-        with _client(args) as client, tqdm(total=total, unit="img", disable=args.no_progress) as bar:
-            for item, result, error in bounded_map(lambda i: client.embed(i.path, model=args.model), items(),
-                                                   args.concurrency):
-                bar.update()
-                if error is not None:
-                    if not isinstance(error, (LabelgateClientError, OSError)) or getattr(error, "unreachable", False):
-                        raise error
-                    failed += 1
-                    print(f"{item.key}: {error}", file=sys.stderr)
-                    continue
-                embedded += 1
-                hits += result.cache_hit
+        if not args.source and not args.label_studio_url:
+            raise ValueError("give a SOURCE (a folder, list file, COCO JSON, ls://HOST:PORT/ID or cvat://HOST/ID)")
+        with ExitStack() as stack:
+            if is_remote(args.source, args):
+                remote = stack.enter_context(remote_items(args, args.source))
+                listing = lambda: (item for item in remote() if keep_key(item.key, args.glob))  # noqa: E731
+            else:
+                listing = lambda: iter_source(Path(args.source), args.glob, args.image_root)  # noqa: E731
+            embedded, hits, failed = _embed_all(args, lambda: in_shard(listing(), shard))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -323,6 +319,26 @@ def _embed(args: argparse.Namespace) -> int:
         return 1
     print(f"embedded {embedded} images ({hits} were already cached), {failed} failed")
     return 0
+
+
+def _embed_all(args: argparse.Namespace, items) -> tuple[int, int, int]:
+    from tqdm import tqdm
+
+    total = None if args.no_progress else sum(1 for _ in items())
+    embedded = hits = failed = 0
+    with _client(args) as client, tqdm(total=total, unit="img", disable=args.no_progress) as bar:
+        for item, result, error in bounded_map(lambda i: client.embed(i.read(), model=args.model), items(),
+                                               args.concurrency):
+            bar.update()
+            if error is not None:
+                if not isinstance(error, (LabelgateClientError, OSError)) or getattr(error, "unreachable", False):
+                    raise error
+                failed += 1
+                print(f"{item.key}: {error}", file=sys.stderr)
+                continue
+            embedded += 1
+            hits += result.cache_hit
+    return embedded, hits, failed
 
 
 def _client(args: argparse.Namespace) -> AffinityClient:

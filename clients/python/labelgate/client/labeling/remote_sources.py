@@ -25,12 +25,18 @@ PUSHED_CVAT_DIR = "cvat-push"  # under --out: the COCO 1.0 file uploaded to the 
 SOURCE_IMAGES_DIR = "source-images"  # under --out: downloaded images, by key, for the YOLO images/ folder
 
 
-def add_remote_flags(parser: argparse.ArgumentParser) -> None:
+def add_remote_source_flags(parser: argparse.ArgumentParser):
+    """The flags that name an annotation tool's data as the source; returns their group."""
     group = parser.add_argument_group("annotation tools as the source (SOURCE ls://HOST:PORT/ID or cvat://HOST/ID)")
     group.add_argument("--label-studio-url", metavar="URL", help="a Label Studio (any URL), with --project, instead of SOURCE")
-    group.add_argument("--project", type=int, metavar="ID", help="the Label Studio project whose tasks to label")
+    group.add_argument("--project", type=int, metavar="ID", help="the Label Studio project whose tasks to read")
     group.add_argument("--ls-token", metavar="KEY", default="",
                        help=f"Label Studio API key (default: ${API_KEY_ENV}); a personal access token or a legacy token")
+    return group
+
+
+def add_remote_flags(parser: argparse.ArgumentParser) -> None:
+    group = add_remote_source_flags(parser)
     group.add_argument("--push-predictions", action="store_true",
                        help="create a prediction on each labeled Label Studio task (once per model_version)")
     group.add_argument("--push-annotations", action="store_true",
@@ -61,6 +67,20 @@ def open_remote(args: argparse.Namespace, ontology: Ontology, manifest: Manifest
             raise ValueError("--push-predictions / --push-annotations need a Label Studio or CVAT SOURCE "
                              "(ls://HOST:PORT/ID, cvat://HOST/ID)")
         yield None
+
+
+def is_remote(text: str, args: argparse.Namespace) -> bool:
+    return bool(args.label_studio_url) or text.startswith((label_studio_source.SCHEME, cvat_source.SCHEME))
+
+
+@contextmanager
+def remote_items(args: argparse.Namespace, text: str) -> Iterator[Callable[[], Iterable[RemoteItem]]]:
+    """The images of the Label Studio project or CVAT task `text` (or the flags) names, to read only."""
+    if args.label_studio_url or text.startswith(label_studio_source.SCHEME):
+        yield _label_studio_project(args, text, None).items
+    else:
+        with _cvat_task(args, text, None) as task:
+            yield task.items
 
 
 class RemoteSource:
@@ -110,7 +130,7 @@ def _fetch_and_keep(fetch, path: Path) -> bytes:
 
 
 def _label_studio_project(args: argparse.Namespace, text: str,
-                          ontology: Ontology) -> label_studio_source.LabelStudioProject:
+                          ontology: Ontology | None) -> label_studio_source.LabelStudioProject:
     if args.label_studio_url:
         if args.project is None:
             raise ValueError("--label-studio-url needs --project ID")
@@ -119,7 +139,7 @@ def _label_studio_project(args: argparse.Namespace, text: str,
         url, project = label_studio_source.parse_reference(text)
     api = LabelStudioApi(url, args.ls_token or os.environ.get(API_KEY_ENV, ""), timeout=args.timeout)
     opened = label_studio_source.LabelStudioProject(api, project)
-    if args.push_predictions:
+    if getattr(args, "push_predictions", False):
         check_controls(opened.controls, ontology)
     return opened
 
@@ -132,13 +152,13 @@ def _push_to_label_studio(project: label_studio_source.LabelStudioProject):
 
 
 @contextmanager
-def _cvat_task(args: argparse.Namespace, text: str, ontology: Ontology) -> Iterator[cvat_source.CvatTaskSource]:
+def _cvat_task(args: argparse.Namespace, text: str, ontology: Ontology | None) -> Iterator[cvat_source.CvatTaskSource]:
     from labelgate.client.labeling.cvat_push import check_labels
 
     host, task_id = cvat_source.parse_reference(text)
     with cvat_source.connect(host) as client:
         task = cvat_source.CvatTaskSource(cvat_source.retrieve_task(client, task_id), client.api_map.host)
-        if args.push_annotations:
+        if getattr(args, "push_annotations", False):
             check_labels(task, ontology.class_names)
         yield task
 
