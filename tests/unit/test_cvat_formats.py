@@ -31,6 +31,12 @@ def test_caption():
     assert caption(NAMES) == "cat . dog . traffic light . person ."
 
 
+def test_a_label_with_a_dot_stays_one_phrase_and_maps_back():
+    names = ["St. Bernard", "dog?", "cat"]
+    assert caption(names) == "st bernard . dog . cat ."
+    assert label_for("st bernard", names) == "St. Bernard" and label_for("dog", names) == "dog?"
+
+
 def test_detector_mask_decodes_in_cvat_to_the_same_pixels():
     bitmap = np.zeros((30, 40), dtype=bool)
     bitmap[5:20, 7:31] = True

@@ -32,8 +32,9 @@ class Found:
 
 
 def phrase(name: str) -> str:
-    """How a label name is said in the caption: "Traffic_light" -> "traffic light"."""
-    return " ".join(name.replace("_", " ").split()).lower()
+    """How a label name is said in the caption: "Traffic_light" -> "traffic light". The caption's
+    separators ("." and "?") become spaces: "St. Bernard" is one phrase, "st bernard"."""
+    return " ".join(_NOT_WORDS.sub(" ", name.replace("_", " ")).split()).lower()
 
 
 def caption(names: Sequence[str]) -> str:
