@@ -107,6 +107,7 @@ class App:
         self.servicer.video = VideoService(service, SessionLimits(
             self.settings.video_max_sessions, self.settings.video_session_ttl_s, self.settings.video_session_bytes,
             self.settings.video_window))
+        self.servicer.video.start()
 
         async def load_and_serve(spec) -> Backend:
             backend, kind = await load_model(spec, context, self.settings.warmup)
@@ -143,6 +144,9 @@ class App:
         if self.readiness is not None:
             await self.readiness.stop()
         await self.health.enter_graceful_shutdown()
+        if self.servicer.video is not None:
+            # Before the drain: a Propagate stream can outlast the grace, and its session dies with the process anyway.
+            await self.servicer.video.shut_down()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.grace_seconds
         if await self.rpcs.drained(self.settings.grace_seconds):
@@ -151,8 +155,6 @@ class App:
             await asyncio.sleep(min(_RESPONSE_FLUSH_S, max(0.0, deadline - loop.time())))
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - loop.time()))
-        if self.servicer.video is not None:
-            self.servicer.video.close_all()
         if self.servicer.service is not None:
             await self.servicer.service.close()
         if self.metrics_server is not None:

@@ -77,6 +77,22 @@ class BatchMetrics:
 
 
 @dataclass
+class VideoMetrics:
+    """Open video tracking sessions and the memory they hold (as last measured, between model runs)."""
+
+    registry: CollectorRegistry
+
+    def __post_init__(self):
+        self.sessions = Gauge("labelgate_video_sessions", "Video tracking sessions open.", registry=self.registry)
+        self.bytes = Gauge("labelgate_video_session_bytes", "Bytes held by the open video sessions (frames and tracking state).",
+                           registry=self.registry)
+
+    def size(self, sessions: int, nbytes: int) -> None:
+        self.sessions.set(sessions)
+        self.bytes.set(nbytes)
+
+
+@dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -94,6 +110,7 @@ class Metrics:
         self.cache = CacheMetrics(self.registry)
         self.shared_cache = SharedCacheMetrics(self.registry)
         self.batch = BatchMetrics(self.registry)
+        self.video = VideoMetrics(self.registry)
 
     def serve(self, host: str, port: int):
         """Starts the /metrics HTTP endpoint; returns the server (its port may have been 0)."""

@@ -88,8 +88,7 @@ class EncodedImageFrames(FrameSource):
         if pixels is None:
             data = self.images[index]
             if data is None:
-                raise InvalidInput(f"frame {index} was released (AppendFrames release_old_frames): only the prompted frames and "
-                                   "the last --video-window frames are kept; prompt or track within those")
+                raise InvalidInput(f"{released_message(self, index)}; prompt or track within those")
             pixels = self._decode(index, data)
             self.cache.put(index, pixels)
         return pixels
@@ -97,6 +96,24 @@ class EncodedImageFrames(FrameSource):
     @property
     def nbytes(self) -> int:
         return sum(len(data) for data in self.images if data is not None) + self.cache.nbytes
+
+
+def released_message(frames: FrameSource, index: int) -> str:
+    """Says that frame `index` was released, and which frames are kept."""
+    return (f"frame {index} was released by AppendFrames release_old_frames (only the prompted frames and the last --video-window "
+            f"frames are kept: here frames {kept_frames(frames)})")
+
+
+def kept_frames(frames: FrameSource) -> str:
+    """The frames whose pixels are kept, as ranges: "0, 4-19"."""
+    runs: list[list[int]] = []
+    for index in range(frames.num_frames):
+        if not frames.released(index):
+            if runs and runs[-1][1] == index - 1:
+                runs[-1][1] = index
+            else:
+                runs.append([index, index])
+    return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in runs) or "none"
 
 
 class VideoFileFrames(FrameSource):

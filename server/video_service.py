@@ -1,24 +1,26 @@
 """Video tracking, transport-neutral: resolve the frames, open sessions on a `track_video` model,
 check prompts against the clip, run the tracker off the event loop one frame at a time (so a caller
-that goes away stops the work at the next frame), and encode the masks."""
+that goes away stops the work at the next frame), and encode the masks. A background sweep closes
+the sessions idle past their TTL, so their memory is freed without waiting for a call."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import AsyncIterator, Callable, TypeVar
 
 import cv2
 import numpy as np
 
-from labelgate.core.errors import InvalidInput, NotFound
+from labelgate.core.errors import InvalidInput, NotFound, NotReady
 from labelgate.models.kinds import TRACK
 from labelgate.models.video_tracking import FrameSource, TrackedFrame, TrackPrompt, VideoTrackingBackend
 from labelgate.server.masks import encode_mask
 from labelgate.server.queries import ImageRef
 from labelgate.server.quoting import quoted
 from labelgate.server.validation import check_box_shape, check_image_ref, check_model_name, checked_formats
-from labelgate.server.video_frames import EncodedImageFrames, VideoFileFrames
+from labelgate.server.video_frames import EncodedImageFrames, VideoFileFrames, released_message
 from labelgate.server.video_queries import (
     BACKWARD,
     AppendedFrames,
@@ -35,18 +37,53 @@ from labelgate.server.video_sessions import SessionLimits, VideoSession, VideoSe
 from labelgate.server.video_text import FoundObject, TextPrompt, objects_from_text
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_SWEEP_PERIOD_S = 30.0
+
+
+def sweep_period(ttl_s: float) -> float:
+    """How often idle sessions are looked for: a session outlives its TTL by at most this."""
+    return min(ttl_s / 4, MAX_SWEEP_PERIOD_S)
 
 
 class VideoService:
     def __init__(self, service, limits: SessionLimits):
         """`service`: the LabelgateService, for its served models, received images and limits."""
         self.service, self.limits = service, limits
-        self.sessions = VideoSessions(limits)
+        self.sessions = VideoSessions(limits, metrics=service.metrics.video)
+        self._sweeper: asyncio.Task | None = None
+        self._shutting_down = False
+
+    def start(self) -> None:
+        """Starts the sweep of expired sessions (on the running event loop)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(sweep_period(self.limits.ttl_s)), name="video-session-sweep")
+
+    async def shut_down(self) -> None:
+        """Stops the sweep and closes every session: a Propagate still streaming ends UNAVAILABLE at its next
+        frame (the tracking state cannot outlive the process), and new sessions are refused."""
+        self._shutting_down = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        self.sessions.close_all()
+
+    async def _sweep(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.sessions.expire()
+            except Exception:  # a sweep that died would leave every idle session's memory held
+                log.exception("closing the expired video sessions failed; trying again in %g s", period)
 
     async def open(self, source: VideoSource, model: str, owner: str) -> OpenedVideo:
+        self._refuse_if_shutting_down()
         check_model_name(model, "model")
         name, backend = self._tracker(model)
         frames = await asyncio.to_thread(self._frame_source, source)
+        self._refuse_if_shutting_down()  # the sessions were closed while the frames were decoded
         tracking = backend.open_video(frames, self.limits.window, long_clip=source.stream)
         session = self.sessions.open(owner, name, frames, tracking)
         timestamps = tuple(frames.timestamp(i) for i in range(frames.num_frames)) if source.video else ()
@@ -74,6 +111,7 @@ class VideoService:
                 for prompt in prompts:
                     tracked = await _in_thread(session.tracking.add_prompt, prompt)
                     session.changed_frames.add(frame_index)
+                self._check_open(session)  # closed while the prompts ran: they are lost with it
                 self.sessions.check_bytes(session)
                 if tracked is None:  # text found nothing: the frame as it is
                     tracked = TrackedFrame(frame_index, [])
@@ -93,6 +131,8 @@ class VideoService:
                 self._check_open(session)
                 start = self._start_frame(session, query)
                 passes = {FORWARD: [False], BACKWARD: [True], BOTH: [False, True]}[query.direction]
+                for reverse in passes:
+                    _check_kept(session, frames_in_pass(session.frames.num_frames, start, reverse, query.max_frames), reverse)
                 session.changed_frames.clear()
                 for reverse in passes:
                     steps = session.tracking.propagate(start, reverse, query.max_frames)
@@ -108,6 +148,7 @@ class VideoService:
                             yield await asyncio.to_thread(_encoded, tracked, session.frames, formats, query.object_ids)
                     finally:
                         steps.close()
+                    self._check_open(session)  # closed mid-stream: end with why, not as if the clip were done
             finally:
                 if session.closed:
                     session.free()
@@ -137,9 +178,6 @@ class VideoService:
         session = self.sessions.get(session_id, owner)
         self.sessions.close(session)
         return session.tracking.frames_tracked
-
-    def close_all(self) -> None:
-        self.sessions.close_all()
 
     # --- steps ------------------------------------------------------------------------------
 
@@ -175,9 +213,13 @@ class VideoService:
                            "evicted it; send the frame's bytes instead")
         return stored.data
 
+    def _refuse_if_shutting_down(self) -> None:
+        if self._shutting_down:
+            raise NotReady("the server is shutting down: open the video on another replica, or once this one is back")
+
     def _check_open(self, session: VideoSession) -> None:
-        if session.closed:
-            raise NotFound(f"video session {session.id} was closed or expired; open the video again (OpenVideo)")
+        if session.ended is not None:
+            raise session.ended
 
     def _start_frame(self, session: VideoSession, query: PropagateQuery) -> int:
         objects = session.tracking.object_ids
@@ -201,6 +243,23 @@ async def _in_thread(function: Callable[..., T], *args) -> T:
     except asyncio.CancelledError:
         await asyncio.wait([work])
         raise
+
+
+def frames_in_pass(num_frames: int, start: int, reverse: bool, max_frames: int) -> range:
+    """The frames one Propagate pass tracks, in order (`TrackingSession.propagate`'s contract)."""
+    count = start + 1 if reverse else num_frames - start
+    if max_frames > 0:
+        count = min(count, max_frames)
+    return range(start, start - count, -1) if reverse else range(start, start + count)
+
+
+def _check_kept(session: VideoSession, frames: range, reverse: bool) -> None:
+    """Refuses, before any frame is tracked, a pass that would reach a frame whose pixels were released."""
+    released = next((index for index in frames if session.frames.released(index)), None)
+    if released is not None:
+        direction = "backward" if reverse else "forward"
+        raise InvalidInput(f"Propagate {direction} from frame {frames[0]} would track a released frame: {released_message(session.frames, released)}; "
+                           "start within the kept frames, or stop before it with max_frames")
 
 
 def _check_frame(index: int, frames: FrameSource, field: str) -> None:

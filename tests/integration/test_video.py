@@ -258,6 +258,14 @@ def test_appending_with_release_keeps_only_the_prompted_and_the_last_window_of_f
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "released" in refused.value.details()
         assert code_of(lambda: stub.Propagate(pb.PropagateRequest(session_id=session, start_frame=released))) == \
             grpc.StatusCode.INVALID_ARGUMENT
+        backward = stub.Propagate(pb.PropagateRequest(session_id=session, start_frame=released + 1, direction=pb.PROPAGATE_BACKWARD))
+        streamed = []
+        with pytest.raises(grpc.RpcError) as refused:
+            for frame in backward:
+                streamed.append(frame.frame_index)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and streamed == []  # refused before its first frame
+        assert f"frame {released} was released" in refused.value.details()
+        assert f"frames 0, {released + 1}-{len(images) - 1}" in refused.value.details()
         kept = [f.frame_index for f in stub.Propagate(pb.PropagateRequest(session_id=session, start_frame=released + 1))]
         assert kept == list(range(released + 1, len(images)))
         stub.AddPrompts(pb.AddPromptsRequest(session_id=session, frame_index=0, objects=[  # the prompted frame stays
