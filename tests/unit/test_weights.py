@@ -553,7 +553,7 @@ def test_demo_directory_install_replaces_an_incomplete_attempt_and_keeps_a_compl
 
     def model(directory: Path, marker: str) -> Path:
         directory.mkdir(parents=True)
-        (directory / "config.json").write_text(marker)
+        (directory / "config.json").write_text(json.dumps({"tracker_config": {"marker": marker}}))  # a SAM 3 with its tracker
         (directory / "model.safetensors").write_text(marker)
         return directory
 
