@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Every GPU check in one run (under 8 minutes), ending with the tests' results and the benchmark's tables:
-#   - tests/gpu: the torch backends on CUDA (fp32, bf16, fp16) against the CPU, and TensorRT engines
-#     (fp32, fp16) built by `labelgate export tensorrt` against ONNX Runtime (where TensorRT is installed);
+#   - tests/gpu: the torch backends on CUDA against the CPU (SAM 2 in fp32, bf16, fp16; SAM 3 concepts
+#     and clicks and EdgeTAM in fp32, the only dtype they take; SAM 2 video tracking in each --dtype),
+#     and TensorRT engines (fp32, fp16) built by `labelgate export tensorrt` against ONNX Runtime
+#     (where TensorRT is installed);
 #   - `labelgate bench --device cuda` (what remains of the budget): the service benchmark, then its GPU
 #     rows: labelgate's backends in fp32/bf16/fp16, and the export graphs in PyTorch against TensorRT
 #     engines on the official architectures.
 #
 # Usage:
 #   scripts/gpu_check.sh prepare   on a machine with a package registry: download what a GPU machine
-#                                  without network lacks into .build/gpu-wheels (~10 MB, binary wheels for
+#                                  without network lacks into .build/gpu-wheels (~27 MB, binary wheels for
 #                                  its Python, LABELGATE_GPU_PYTHON_VERSION=3.12; carry that folder)
 #   scripts/gpu_check.sh           on the GPU machine: a venv in .build/gpu-venv on top of the machine's own
 #                                  python3 and its CUDA PyTorch, filled from .build/gpu-wheels when present,
@@ -27,12 +29,16 @@ VENV=${LABELGATE_GPU_VENV:-.build/gpu-venv}
 WORK=${LABELGATE_GPU_WORK:-.build/gpu-check}
 BUDGET_S=${LABELGATE_GPU_CHECK_BUDGET_S:-450}
 # What labelgate (model code, server, tests/gpu, bench) needs beyond the GPU machine's own Python,
-# which holds a CUDA PyTorch, torchvision, transformers, onnx, onnxruntime, numpy, pillow, opencv,
+# which holds a CUDA PyTorch, torchvision, transformers, timm, onnx, onnxruntime, numpy, pillow, opencv,
 # prometheus-client, matplotlib and pytest. Pinned where labelgate's stubs and wheels need exactly
-# these versions (grpcio 1.85.1 and protobuf 7 for the generated stubs).
-BINARY="grpcio==1.85.1 protobuf==7.36.2 pycocotools==2.0.11"
+# these versions (grpcio 1.85.1 and protobuf 7 for the generated stubs), and where the models need
+# the versions labelgate is tested with: transformers 5.24 (SAM 3's tracker on the detector's ViT,
+# EdgeTAM's config, the demo writers; the machine's may be older) with the regex it requires at
+# import, and timm 1.0.31 (EdgeTAM's RepViT backbone, pinned in pyproject.toml). Not av: tests/gpu
+# track in-memory frames and the benchmark's main section decodes no video.
+BINARY="grpcio==1.85.1 protobuf==7.36.2 pycocotools==2.0.11 regex==2026.11.19"
 PURE="grpcio-health-checking==1.85.1 grpcio-reflection==1.85.1 redis==8.1.0 hydra-core==1.3.8 omegaconf==2.3.1
-      portalocker==4.4.2 pytest-asyncio==1.5.0 setuptools==84.2.1"
+      portalocker==4.4.2 pytest-asyncio==1.5.0 setuptools==84.2.1 transformers==5.24.0 timm==1.0.31"
 SOURCE_ONLY="sam2==1.1.0 antlr4-python3-runtime==4.9.3 iopath==0.1.10"
 # The GPU machine's Python version (its binary wheels must match it).
 DEVICE_PYTHON_VERSION=${LABELGATE_GPU_PYTHON_VERSION:-3.12}

@@ -102,3 +102,32 @@ SAM2_DEMO_DEPTH = SAM2_DEMO_ENCODER_DEPTH + SAM2_DEMO_DECODER_DEPTH
 #   memory; class dot product / box MLP ~200: ~22,500 to the logits and boxes.
 GDINO_DEMO_PROPOSAL_DEPTH = 20_000
 GDINO_DEMO_DEPTH = 25_000
+# SAM 3 demo (models/sam3/demo.py: width 32, head dim 8, 224 px = 16 x 16 patches).
+#   Vision (ViT + FPN; 8 x 8 windows in one block, global in the other): patch embedding 14*14*3 =
+#   588, LayerNorm 64; windowed block (T 64): LayerNorm 64, qkv 32, QK 8, softmax + AV 128, projection
+#   32, LayerNorm 64, MLP 96: 424; global block (T 256) 808; FPN at 4x (two transposed convs 32 + 16,
+#   GELU, 1x1 conv 8, 3x3 conv 288) ~350. About 2,250.
+#   Clicks (the tracker on that ViT): its own FPN ~350, conv_s0/s1 32; two-way transformer (depth 2,
+#   MLP 64, ~7 tokens, 256 image tokens, cross attention downsampled to 16): per block self attention
+#   ~60, token->image 16 + 512, MLP 96, image->token ~60, four LayerNorms 256: ~1,000 (x2); final
+#   attention + LayerNorm ~600; upscaling and hypernetwork MLPs ~200; mask product 4; IoU head ~100.
+#   Longest path ~6,000.
+SAM3_DEMO_VISION_DEPTH = 2_500
+SAM3_DEMO_CLICK_DEPTH = 7_000
+#   Concepts, query logits, presence and boxes: vision 2,500; CLIP text (one layer, 32 tokens) ~500;
+#   geometry encoder ~500; DETR encoder (256 image tokens attend to each other and to the text:
+#   softmax + AV 512 + 64, FFN 96, LayerNorms 192, projections) ~1,000; DETR decoder (5 queries; self,
+#   text and image attention, FFN) ~1,000; dot-product scoring / box MLP ~200: ~5,700.
+SAM3_DEMO_QUERY_DEPTH = 6_000
+#   Concept masks: the pixel decoder's GroupNorm(8, 32) normalises 4 channels x H x W per group, mean
+#   and variance: 2,048 at 16 x 16, 8,192 at 32 x 32, 32,768 at 64 x 64, one after the other with a
+#   3x3 conv (288) each; with the vision 2,500, the prompt cross attention and the query embedding
+#   (~6,000 through the DETR path) and the mask product 32: ~50,000.
+SAM3_DEMO_MASK_DEPTH = 50_000
+# EdgeTAM demo (models/edgetam/demo.py: RepViT channels 16/32/64/128, one block per stage, 256 px;
+# width 64): stem convs 27 + 72; per stage depthwise 3x3 (9), squeeze-excitation's mean over H x W
+# (4,096, 1,024, 256, 64), 1x1 convs C + 2C, downsampling ~3C: ~7,100; FPN neck ~200; mask decoder
+# (two-way transformer width 64, depth 2, MLP 128, head dim 16, cross attention downsampled to 32,
+# 256 image tokens): per block ~1,550 (x2), final attention ~750, upscaling, hypernetwork and IoU
+# head ~400: ~4,300. Longest path ~11,600.
+EDGETAM_DEMO_DEPTH = 12_000

@@ -17,6 +17,8 @@ from labelgate.models.video_tracking import FrameSource, TrackingSession, VideoT
 
 log = logging.getLogger(__name__)
 
+TRACKING_DTYPE = torch.bfloat16  # what upstream stores memories in (sam2_video_predictor._run_memory_encoder)
+
 
 def video_predictor_sharing(model: torch.nn.Module, config: str, overrides: Sequence[str] = ()) -> torch.nn.Module:
     """A `SAM2VideoPredictor` (with upstream's video post-processing) whose parameters are `model`'s
@@ -43,14 +45,14 @@ class Sam2TrackingTorchBackend(Sam2TorchBackend, VideoTrackingBackend):
         return Sam2TrackingSession(self.predictor, frames, window, self.tracking_autocast, long_clip)
 
     def tracking_autocast(self) -> contextlib.ExitStack:
-        """bf16 autocast (fp16 with --dtype fp16), on CPU too: upstream's video predictor stores its
-        memories in bf16 and only runs under autocast, as its README does (in fp32 it fails with
-        "mat1 and mat2 must have the same dtype"). Where PyTorch's CPU flash attention cannot run
-        bf16 (no AVX-512), attention takes the math kernel."""
-        dtype = torch.float16 if self.dtype == torch.float16 else torch.bfloat16
+        """bf16 autocast whatever --dtype, on CPU too: upstream's video predictor stores its memories
+        in bf16 and only runs under autocast, as its README does (in fp32 it fails with "mat1 and mat2
+        must have the same dtype"; under fp16 autocast, concatenating those bf16 memories with fp16
+        object pointers fails with "Unexpected floating ScalarType in at::autocast::prioritize").
+        Where PyTorch's CPU flash attention cannot run bf16 (no AVX-512), attention takes the math kernel."""
         stack = contextlib.ExitStack()
-        stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
-        if self.device.type == "cpu" and not cpu_flash_attention_runs(dtype):
+        stack.enter_context(torch.autocast(self.device.type, dtype=TRACKING_DTYPE))
+        if self.device.type == "cpu" and not cpu_flash_attention_runs(TRACKING_DTYPE):
             from torch.nn.attention import SDPBackend, sdpa_kernel
 
             stack.enter_context(sdpa_kernel([SDPBackend.MATH]))

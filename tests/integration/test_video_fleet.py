@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from labelgate.client import AffinityClient, Client, rank_endpoints
+from labelgate.client import AffinityClient, Client, encode_image, rank_endpoints
 from labelgate.client.tracking import ObjectPrompt
 from labelgate.client.video_session import SessionLog, expected_frames, video_key
 from labelgate.v1 import labelgate_pb2 as pb
@@ -144,3 +144,27 @@ def test_the_session_log_starts_a_resumed_propagate_where_the_first_began():
     assert expected_frames(1, "backward", 0, 10) == [1, 0]
     with pytest.raises(ValueError, match="unknown object ids"):
         log.check_objects([5])
+
+
+def test_a_stream_session_stays_on_the_replica_its_first_frames_hash_to(replicas):
+    images = [encode_image(frame) for frame in moving_shapes(4)]
+    holder = rank_endpoints(video_key(pb.OpenVideoRequest(frames=pb.VideoFrames(frames=[pb.Image(data=images[0])]))),
+                            list(replicas))[0]
+    other = next(address for address in replicas if address != holder)
+
+    def appended(address: str) -> float:
+        return replicas[address].metric("labelgate_requests_total", method="AppendFrames", code="OK")
+
+    before = {address: appended(address) for address in replicas}
+    with AffinityClient([other, holder]) as client, client.open_video(images[:1], stream=True) as session:  # order is no rank
+        assert session.client.target == holder
+        session.add_prompts(PROMPTS)
+        tracked = list(session.propagate())
+        for index in range(1, len(images)):
+            if index == 2:
+                replicas[holder].stub().CloseVideo(pb.CloseVideoRequest(session_id=session.session_id))
+            session.append_frames([images[index]])
+            tracked += list(session.propagate(start_frame=index, max_frames=1))
+        assert session.reopens == 1 and session.client.target == holder
+    assert [frame.frame_index for frame in tracked] == [0, 1, 2, 3]
+    assert appended(holder) == before[holder] + 3 and appended(other) == before[other]

@@ -22,7 +22,7 @@ from labelgate.models.backend import ConceptItem
 from labelgate.models.sam3.demo import DEMO_WORDS, END_TOKEN, START_TOKEN, write_sam3_demo_model
 from labelgate.models.sam3.torch_backend import Sam3ConceptBackend
 from labelgate.models.spec import ModelSpec
-from tolerances import reordering_tolerance
+from tolerances import SAM3_DEMO_VISION_DEPTH, reordering_tolerance
 
 SIZES = [(90, 120), (300, 200), (37, 400)]  # landscape below the 224 px input, portrait above it, extreme aspect
 PHRASES = ["cat", "small red car"]
@@ -30,12 +30,6 @@ PHRASES = ["cat", "small red car"]
 EXEMPLARS = ([(10.0, 10.0, 70.0, 60.0), (60.0, 20.0, 110.0, 80.0)], [1, 0])
 SCORE_THRESHOLD = 0.0  # every query's instances: the demo's random-weight scores are all near 0.25
 MASK_THRESHOLD = 0.5
-# Demo vision encoder (models/sam3/demo.py: ViT width 32, head dim 8, MLP 64, 16 x 16 patches, one block
-# with 8 x 8 windows and one global, FPN of width 32), roundings on the longest path in the notation of
-# tests/tolerances.py: patch embedding 14*14*3 = 588, LayerNorm 64; windowed block (T 64): LayerNorm 64,
-# qkv 32, QK 8, softmax + AV 128, projection 32, LayerNorm 64, MLP 96: 424; global block (T 256) 808;
-# FPN at 4x (two transposed convs 32 + 16, GELU, 1x1 conv 8, 3x3 conv 288) ~350. About 2,250.
-SAM3_DEMO_VISION_DEPTH = 2_500
 
 
 @pytest.fixture(scope="module")

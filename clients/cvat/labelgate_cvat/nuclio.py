@@ -84,22 +84,22 @@ def labels_from_function_yaml(path: Path) -> dict[str, str]:
 
 def handle_interaction(context, event):
     def run(body: dict):
-        mask, _ = segment_prompt(context.user_data.client, _image(body), body.get("pos_points"),
+        mask, _ = segment_prompt(context.user_data.client, request_image(body), body.get("pos_points"),
                                  body.get("neg_points"), body.get("obj_bbox"))
         return {"mask": mask.astype(np.uint8).tolist()}
 
-    return _respond(context, event, run)
+    return respond(context, event, run)
 
 
 def handle_detection(context, event):
     def run(body: dict):
         labels: dict[str, str] = context.user_data.labels
-        found = find(context.user_data.client, _image(body), list(labels), threshold=_threshold(body),
+        found = find(context.user_data.client, request_image(body), list(labels), threshold=_threshold(body),
                      masks=any(kind in MASK_TYPES for kind in labels.values()),
                      concept_model=context.user_data.concept_model)
         return [shape for item in found if (shape := _shape(item, labels[item.label])) is not None]
 
-    return _respond(context, event, run)
+    return respond(context, event, run)
 
 
 def _shape(item, kind: str) -> dict | None:
@@ -128,7 +128,8 @@ def cvat_mask(bitmap: np.ndarray) -> list[int] | None:
 # --- request and response ----------------------------------------------------------------------
 
 
-def _image(body: dict) -> bytes:
+def request_image(body: dict) -> bytes:
+    """The frame of a CVAT request body ("image": base64), or ValueError (a 400)."""
     encoded = body.get("image")
     if not isinstance(encoded, str) or not encoded:
         raise ValueError("the request has no 'image' (a base64-encoded frame)")
@@ -164,7 +165,8 @@ def read_body(event) -> dict:
     return body
 
 
-def _respond(context, event, run: Callable[[dict], object]):
+def respond(context, event, run: Callable[[dict], object]):
+    """`run(body)` answered as JSON: 200, or 400 for a ValueError, labelgate's refusals mapped to HTTP."""
     try:
         return _json(context, run(read_body(event)), 200)
     except ValueError as error:

@@ -22,7 +22,7 @@ import grpc
 import PIL.Image
 
 from labelgate.client import Client, LabelgateClientError
-from labelgate_cvat.nuclio import _image, _respond
+from labelgate_cvat.nuclio import request_image, respond
 from labelgate_cvat.tracks import Track, clipped_box, mask_box, start_track, track_next
 
 
@@ -32,14 +32,14 @@ def init_tracker(context) -> None:
 
 def handle_tracking(context, event):
     def run(body: dict):
-        image = _image(body)
+        image = request_image(body)
         shapes, states = _shapes_and_states(body)
         size = _size(image)
         client = context.user_data.client
         results = [_track_one(client, image, size, shape, state) for shape, state in zip(shapes, states)]
         return {"shapes": [shape for shape, _ in results], "states": [state for _, state in results]}
 
-    return _respond(context, event, run)
+    return respond(context, event, run)
 
 
 def _track_one(client: Client, image: bytes, size: tuple[int, int], box: list[float],

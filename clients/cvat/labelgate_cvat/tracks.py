@@ -12,15 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-import io
-
-import grpc
 import numpy as np
 from PIL import Image, ImageDraw
 
-from labelgate.client import Client, LabelgateClientError
-from labelgate.client.results import Mask, mask_from_pb
-from labelgate.v1 import labelgate_pb2 as pb
+from labelgate.client import Client
+from labelgate.client.results import Mask
+from labelgate.client.tracking import ObjectPrompt
+from labelgate.client.video_session import VideoSession
 
 OBJECT_ID = 1  # one object per session: CVAT keeps one state per tracked shape
 
@@ -36,52 +34,37 @@ def start_track(client: Client, image: bytes, *, box: Optional[Sequence[float]] 
                 mask: Optional[np.ndarray] = None) -> Track:
     """A session on `image` with the object given by its box (x_min, y_min, x_max, y_max) or its
     mask (H x W bool)."""
-    prompt = pb.ObjectPrompt(object_id=OBJECT_ID)
     if mask is not None:
         if not mask.any():
             raise ValueError("the shape to track covers no pixel of the frame")
-        buffer = io.BytesIO()
-        Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
-        prompt.mask_png = buffer.getvalue()
+        prompt = ObjectPrompt(OBJECT_ID, mask=mask)
     elif box is not None:
-        x_min, y_min, x_max, y_max = (float(v) for v in box)
-        prompt.box.CopyFrom(pb.Box(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max))
+        prompt = ObjectPrompt(OBJECT_ID, box=[float(v) for v in box])
     else:
         raise ValueError("a track starts from a box or a mask")
-    frames = pb.VideoFrames(frames=[pb.Image(data=image)])
-    opened = _call(client, "OpenVideo", pb.OpenVideoRequest(frames=frames, stream=True))
+    session = client.open_video([image], stream=True, timeout=client.timeout)
     try:
-        _call(client, "AddPrompts", pb.AddPromptsRequest(session_id=opened.session_id, frame_index=0, objects=[prompt]))
-    except LabelgateClientError:
-        close_track(client, Track(opened.session_id))
+        session.add_prompts([prompt])
+    except Exception:
+        session.close()
         raise
-    return Track(opened.session_id)
+    return Track(session.session_id)
 
 
 def track_next(client: Client, track: Track, image: bytes, *, polygons: bool = False) -> Mask:
     """Appends `image` to the track and tracks the object onto it: the object's mask there (with its
-    polygons if asked; empty where SAM 2 lost the object)."""
-    frames = pb.VideoFrames(frames=[pb.Image(data=image)])
-    appended = _call(client, "AppendFrames", pb.AppendFramesRequest(session_id=track.session_id, frames=frames,
-                                                                    release_old_frames=True))
-    index = appended.frame_count - 1
-    formats = [pb.COCO_RLE, pb.POLYGONS] if polygons else [pb.COCO_RLE]
-    request = pb.PropagateRequest(session_id=track.session_id, start_frame=index, max_frames=1, formats=formats)
-    try:
-        [frame] = list(client._stub.Propagate(request, timeout=client.timeout, metadata=client._metadata))
-    except grpc.RpcError as error:
-        raise LabelgateClientError.from_rpc_error(error, "Propagate") from None
-    [obj] = [obj for obj in frame.objects if obj.object_id == OBJECT_ID]
-    shape = tuple(int(n) for n in obj.mask.rle.size)
-    return mask_from_pb(obj.mask, shape)
+    polygons if asked; empty where SAM 2 lost the object). A session the server lost raises NOT_FOUND:
+    CVAT keeps only its id, so there is nothing to replay (the callers start again from the shape)."""
+    session = VideoSession.attach(client, track.session_id, timeout=client.timeout, stream_timeout=client.timeout)
+    frame_count = session.append_frames([image], release_old_frames=True)
+    formats = ("coco_rle", "polygons") if polygons else ("coco_rle",)
+    [frame] = list(session.propagate(start_frame=frame_count - 1, max_frames=1, formats=formats))
+    return frame.masks[OBJECT_ID]
 
 
 def close_track(client: Client, track: Track) -> None:
     """Frees the session now rather than at its idle expiry; one already gone is fine."""
-    try:
-        _call(client, "CloseVideo", pb.CloseVideoRequest(session_id=track.session_id))
-    except LabelgateClientError:
-        pass
+    VideoSession.attach(client, track.session_id, timeout=client.timeout).close()
 
 
 def mask_box(mask: Mask) -> Optional[list[float]]:
@@ -105,6 +88,3 @@ def polygon_mask(points: Sequence[float], height: int, width: int) -> np.ndarray
     ImageDraw.Draw(canvas).polygon([(float(x), float(y)) for x, y in zip(points[::2], points[1::2])], fill=1, outline=1)
     return np.asarray(canvas, dtype=bool)
 
-
-def _call(client: Client, method: str, request):
-    return client._invoke(method, request, client._attempts(client.timeout))

@@ -105,14 +105,15 @@ class AffinityClient:
     def detect(self, image: ImageLike | ImageId, *args, **kwargs):
         return self._call("detect", image, args, kwargs)
 
-    def track(self, video, prompts, *, model: str = "", **options):
+    def track(self, video, prompts=(), *, model: str = "", **options):
         """`Client.track` on the video's replica (the next one if it is down or loses the session)."""
         request = open_video_request(video, model)
         return track_on(self._video_clients(request), request, prompts, **options)
 
-    def open_video(self, video, *, model: str = "", timeout: float | None = None) -> VideoSession:
-        """`Client.open_video` on the video's replica."""
-        request = open_video_request(video, model)
+    def open_video(self, video, *, model: str = "", stream: bool = False, timeout: float | None = None) -> VideoSession:
+        """`Client.open_video` on the video's replica. A `stream` session is routed by the frames it is
+        opened with; the frames appended later go to the replica holding it."""
+        request = open_video_request(video, model, stream)
         return VideoSession(self._video_clients(request), request, timeout=timeout).open()
 
     def endpoint_for_video(self, video) -> str:

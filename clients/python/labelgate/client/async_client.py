@@ -78,17 +78,17 @@ class AsyncClient(ClientBase):
                                           model=model)
         return detect_result_from_pb(await self._call_with_image("Detect", image, request, timeout))
 
-    def track(self, video, prompts, **options):
+    def track(self, video, prompts=(), **options):
         """As `Client.track`, an async iterator: ``async for frame in client.track(video, prompts)``."""
         from labelgate.client.tracking import track_async
 
         return track_async(self, video, prompts, **options)
 
-    async def open_video(self, video, *, model: str = "", timeout: float | None = None):
+    async def open_video(self, video, *, model: str = "", stream: bool = False, timeout: float | None = None):
         """As `Client.open_video`: ``session = await client.open_video(clip)``, then awaited calls."""
         from labelgate.client.video_session import AsyncVideoSession
 
-        return await AsyncVideoSession([self], video, model=model, timeout=timeout).open()
+        return await AsyncVideoSession([self], video, model=model, stream=stream, timeout=timeout).open()
 
     async def list_models(self, *, timeout: Timeout = CLIENT_TIMEOUT) -> list[ModelInfo]:
         response = await self._invoke("ListModels", pb.ListModelsRequest(), self._attempts(timeout))

@@ -104,22 +104,26 @@ class Client(ClientBase):
                                           model=model)
         return detect_result_from_pb(self._call_with_image("Detect", image, request, timeout))
 
-    def track(self, video, prompts, **options):
+    def track(self, video, prompts=(), **options):
         """Track objects through a video: `video` is a video file (path or bytes) or a list of frames,
         `prompts` are `tracking.ObjectPrompt`s (or a function of the decoded `tracking.OpenedVideo` that
         returns them, for prompts relative to its size); yields a `tracking.TrackedFrame` per frame as the
-        server computes it (options: direction, start_frame, max_frames, formats, model, timeout)."""
+        server computes it (options: direction, start_frame, max_frames, formats, model, timeout).
+        Text to tracks: `text="car . person ."` adds one object per instance found on `text_frame`
+        (default 0), numbered on from the prompts' ids (options text_model, detector_model,
+        box_threshold, text_threshold, max_objects: see `VideoSession.add_text`)."""
         from labelgate.client.tracking import track
 
         return track(self, video, prompts, **options)
 
-    def open_video(self, video, *, model: str = "", timeout: float | None = None):
+    def open_video(self, video, *, model: str = "", stream: bool = False, timeout: float | None = None):
         """An open `video_session.VideoSession` on `video`, for prompts and corrections over several
         Propagate calls (``with client.open_video("clip.mp4") as session: ...``); a session the server
-        loses is reopened and its prompts replayed."""
+        loses is reopened and its prompts replayed. `stream`: frames will be appended
+        (`session.append_frames`) and tracked as they come."""
         from labelgate.client.video_session import VideoSession
 
-        return VideoSession([self], video, model=model, timeout=timeout).open()
+        return VideoSession([self], video, model=model, stream=stream, timeout=timeout).open()
 
     def list_models(self, *, timeout: Timeout = CLIENT_TIMEOUT) -> list[ModelInfo]:
         response = self._invoke("ListModels", pb.ListModelsRequest(), self._attempts(timeout))

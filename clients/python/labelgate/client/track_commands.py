@@ -31,6 +31,10 @@ Track objects through CLIP (a video file, a folder of frame images, or a quoted 
   contact_sheet.png            overlays of up to --sheet-frames tracked frames, to eyeball the result
   overlay.mp4                  every tracked frame with its masks drawn (with PyAV installed)
 
+Text to tracks: --text "car . person ." adds one object per instance found on --text-frame (default
+0), numbered on from the other prompts' ids (the server's concept model --text-model, e.g. sam3, or
+its Grounding DINO with SAM 2); with --text, the box and click prompts are optional.
+
 Prompts are read left to right. --object ID starts an object (default 1), --frame N says which frame
 the prompts after it are on (default 0); both hold until given again. --box and --point add to the
 current object on the current frame: at most one box, any number of clicks (',neg' for a click on
@@ -46,6 +50,8 @@ examples:
                            --object 2 --point 320,140 --point 300,100,neg --frame 40 --point 330,150 --out tracked/
   # frames in a folder, an object first seen on frame 25, tracked both ways, 50 frames each way
   labelgate track frames/ --frame 25 --box 40,40,90,120 --direction both --max-frames 50 --out tracked/
+  # every car and person found on frame 0 (SAM 3 on the server), tracked to the end
+  labelgate track clip.mp4 --text "car . person ." --text-model sam3 --out tracked/
   # a fleet: the session stays on the clip's replica and survives losing it
   labelgate track clip.mp4 --box 10,20,200,180 --server 10.0.0.5:50051 --server 10.0.0.6:50051 --out tracked/"""
 
@@ -70,6 +76,19 @@ def _whole(name: str, least: int):
     return parse
 
 
+def _fraction(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} {text!r}: expected a number between 0 and 1, e.g. 0.3") from None
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{name} {text!r}: must be between 0 and 1")
+        return value
+
+    return parse
+
+
 def add_track_command(subparsers: argparse._SubParsersAction) -> None:
     track = subparsers.add_parser(
         "track", help="track objects through a video with SAM 2 (masks, COCO video JSON, overlays)",
@@ -85,6 +104,19 @@ def add_track_command(subparsers: argparse._SubParsersAction) -> None:
                          help="a box around the object (at most one per object and frame)")
     prompts.add_argument("--point", dest="point", type=parse_point, action=_Prompt, metavar="X,Y[,neg]",
                          help="a click on the object, or with ',neg' on what is not it (repeatable)")
+    text = track.add_argument_group("text to tracks")
+    text.add_argument("--text", default="", metavar="PHRASES",
+                      help='every instance of these phrases on --text-frame becomes an object ("car . person .")')
+    text.add_argument("--text-frame", type=_whole("text frame", 0), default=0, metavar="N",
+                      help="the frame --text looks on (default: %(default)s)")
+    text.add_argument("--text-model", default="", metavar="NAME",
+                      help="a concept model (e.g. sam3) to find the instances (default: the server's Grounding DINO)")
+    text.add_argument("--box-threshold", type=_fraction("box threshold"), default=0.0, metavar="T",
+                      help="detection score threshold for --text (default: the server's)")
+    text.add_argument("--text-threshold", type=_fraction("text threshold"), default=0.0, metavar="T",
+                      help="Grounding DINO's phrase threshold for --text (default: the server's)")
+    text.add_argument("--max-objects", type=_whole("max objects", 0), default=0, metavar="N",
+                      help="at most N objects from --text, the best scores (default: all found)")
     track.add_argument("--direction", choices=tuple(DIRECTIONS), default="forward",
                        help="from the first prompted frame, or --start-frame (default: %(default)s)")
     track.add_argument("--start-frame", type=_whole("start frame", 0), metavar="N",
@@ -134,13 +166,15 @@ def _track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     try:
-        prompts = prompts_from_steps(args.steps)
+        prompts = prompts_from_steps(args.steps) if args.steps or not args.text else []
         clip = clip_from_argument(args.clip)
         with _client(args) as client, client.open_video(clip.source, model=args.model, timeout=args.timeout) as session:
             frame_count, (width, height) = session.frame_count, session.size
-            _check_frames(prompts, args.start_frame, frame_count)
+            _check_frames(prompts, args.start_frame, frame_count, args.text_frame if args.text else None)
             writer = TrackWriter(args.out, clip, width, height, frame_count)
             session.add_prompts(prompts)
+            if args.text:
+                _add_text(session, args)
             start = session.log.start_frame(args.start_frame)
             total = len(expected_frames(start, args.direction, args.max_frames, frame_count))
             with tqdm(total=total, unit="frame", disable=args.no_progress) as bar:
@@ -162,9 +196,21 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_frames(prompts: list[ObjectPrompt], start_frame: int | None, frame_count: int) -> None:
+def _add_text(session, args: argparse.Namespace) -> None:
+    added = session.add_text(args.text_frame, args.text, model=args.text_model, box_threshold=args.box_threshold,
+                             text_threshold=args.text_threshold, max_objects=args.max_objects)
+    if not session.log.object_ids:
+        raise ValueError(f"--text {args.text!r} found nothing on frame {args.text_frame}: lower --box-threshold, "
+                         "try other words, or mark objects with --box / --point")
+    found = ", ".join(f"{obj.object_id}: {obj.label} ({obj.score:.2f})" for obj in added.found) or "nothing"
+    print(f"--text found on frame {args.text_frame}: {found}", file=sys.stderr)
+
+
+def _check_frames(prompts: list[ObjectPrompt], start_frame: int | None, frame_count: int,
+                  text_frame: int | None = None) -> None:
     """Frames past the end, said in the CLI's words rather than the server's."""
     given = [("--frame", prompt.frame) for prompt in prompts] + ([("--start-frame", start_frame)] if start_frame is not None else [])
+    given += [("--text-frame", text_frame)] if text_frame is not None else []
     for flag, frame in given:
         if frame >= frame_count:
             raise ValueError(f"{flag} {frame} is past the end: the clip has {frame_count} frames (0 to {frame_count - 1})")

@@ -55,15 +55,62 @@ class TrackedFrame:
     masks: dict[int, Mask] = field(default_factory=dict)  # object id -> its mask (Mask.score: visible probability)
 
 
-def open_video_request(video: VideoLike, model: str = "") -> pb.OpenVideoRequest:
+@dataclass(frozen=True)
+class FoundObject:
+    """An object a text prompt added: its id in the session, the phrase or detector label, the score."""
+
+    object_id: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class TextTracks:
+    """What `add_text` answers: the objects it added (best score first) and the frame's masks of
+    every object of the session."""
+
+    found: list[FoundObject]
+    frame: TrackedFrame
+
+
+@dataclass(frozen=True)
+class TextPrompt:
+    """Text to tracks for `track`: every instance of `text` ("car . person .") on `frame` becomes an
+    object (see `VideoSession.add_text` for the other fields; 0 / "" = the server's defaults)."""
+
+    text: str
+    frame: int = 0
+    model: str = ""
+    detector_model: str = ""
+    box_threshold: float = 0.0
+    text_threshold: float = 0.0
+    max_objects: int = 0
+
+
+def open_video_request(video: VideoLike, model: str = "", stream: bool = False) -> pb.OpenVideoRequest:
+    """`stream`: frames will be appended (`VideoSession.append_frames`); see OpenVideoRequest.stream."""
     if isinstance(video, (str, Path)) and Path(video).suffix.lower() in VIDEO_SUFFIXES:
-        return pb.OpenVideoRequest(video=Path(video).read_bytes(), model=model)
+        return pb.OpenVideoRequest(video=Path(video).read_bytes(), model=model, stream=stream)
     if isinstance(video, (bytes, bytearray)):
-        return pb.OpenVideoRequest(video=bytes(video), model=model)
+        return pb.OpenVideoRequest(video=bytes(video), model=model, stream=stream)
     if isinstance(video, (str, Path)):
         raise ValueError(f"{video}: not a video file ({', '.join(VIDEO_SUFFIXES)}); pass a list of frames for images")
-    frames = pb.VideoFrames(frames=[pb.Image(data=encode_image(frame)) for frame in video])
-    return pb.OpenVideoRequest(frames=frames, model=model)
+    return pb.OpenVideoRequest(frames=video_frames(video), model=model, stream=stream)
+
+
+def video_frames(frames: Sequence[ImageLike]) -> pb.VideoFrames:
+    return pb.VideoFrames(frames=[pb.Image(data=encode_image(frame)) for frame in frames])
+
+
+def add_text_request(frame: int, prompt: TextPrompt, formats: Iterable[str]) -> pb.AddPromptsRequest:
+    if not prompt.text.strip():
+        raise ValueError("add_text needs text, e.g. \"car . person .\"")
+    if prompt.max_objects < 0:
+        raise ValueError(f"max_objects {prompt.max_objects} is negative: 0 for every instance, or a cap")
+    return pb.AddPromptsRequest(frame_index=frame, text=prompt.text, text_model=prompt.model,
+                                detector_model=prompt.detector_model, box_threshold=prompt.box_threshold,
+                                text_threshold=prompt.text_threshold, max_objects=prompt.max_objects,
+                                formats=messages.formats_to_pb(formats))
 
 
 def add_prompts_requests(session_id: str, prompts: Iterable[ObjectPrompt]) -> list[pb.AddPromptsRequest]:
@@ -102,25 +149,30 @@ def frame_from_pb(message: pb.TrackedFrame, shape: tuple[int, int]) -> TrackedFr
                         {obj.object_id: mask_from_pb(obj.mask, shape) for obj in message.objects})
 
 
-def track(client, video: VideoLike, prompts: Prompts, *, direction: str = "forward",
-          start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",), model: str = "",
-          timeout: Optional[float] = None) -> Iterator[TrackedFrame]:
+def track(client, video: VideoLike, prompts: Prompts = (), **options) -> Iterator[TrackedFrame]:
     """See `Client.track`. The session is closed when the iterator ends or is closed; one lost on the
     server (restart, TTL) is reopened and its prompts replayed (`video_session`)."""
     from labelgate.client.video_session import track_on  # it builds on this module
 
-    return track_on([client], video, prompts, direction=direction, start_frame=start_frame, max_frames=max_frames,
-                    formats=formats, model=model, timeout=timeout)
+    return track_on([client], video, prompts, **options)
 
 
-def track_async(client, video: VideoLike, prompts: Prompts, *, direction: str = "forward",
-                start_frame: Optional[int] = None, max_frames: int = 0, formats: Iterable[str] = ("coco_rle",),
-                model: str = "", timeout: Optional[float] = None) -> AsyncIterator[TrackedFrame]:
+def track_async(client, video: VideoLike, prompts: Prompts = (), **options) -> AsyncIterator[TrackedFrame]:
     """`track` for the AsyncClient: an async iterator of frames."""
     from labelgate.client.video_session import track_on_async
 
-    return track_on_async([client], video, prompts, direction=direction, start_frame=start_frame,
-                          max_frames=max_frames, formats=formats, model=model, timeout=timeout)
+    return track_on_async([client], video, prompts, **options)
+
+
+def text_prompt(text: str | TextPrompt, text_frame: int = 0, text_model: str = "", **settings) -> Optional[TextPrompt]:
+    """`track`'s text arguments as one TextPrompt (None without text)."""
+    if isinstance(text, TextPrompt):
+        return text
+    return TextPrompt(text, frame=text_frame, model=text_model, **settings) if text else None
+
+
+def found_from_pb(response: pb.AddPromptsResponse) -> list[FoundObject]:
+    return [FoundObject(found.object_id, found.label, found.score) for found in response.found]
 
 
 def _png(mask: np.ndarray) -> bytes:
