@@ -55,6 +55,20 @@ async def test_a_lone_item_waits_at_most_the_delay():
     assert backend.batches == [[3]]
 
 
+async def test_a_lone_cold_click_is_not_held_for_either_stages_delay():
+    """A labeler's click on a new image goes through the encoder's batcher, then the decoder's: alone,
+    it waits for company in neither (an hour's delay would hold it past the guard)."""
+    encoder, decoder = Recorder(), Recorder()
+    encode, decode = await started(encoder, max_delay_s=3600), await started(decoder, max_delay_s=3600)
+    try:
+        features = await asyncio.wait_for(encode.submit(3), 30)
+        assert await asyncio.wait_for(decode.submit(features), 30) == 12
+    finally:
+        await encode.close()
+        await decode.close()
+    assert (encoder.batches, decoder.batches) == ([[3]], [[6]])
+
+
 async def test_zero_delay_still_batches_what_queued_during_a_call():
     backend = Recorder()
     backend.release.clear()

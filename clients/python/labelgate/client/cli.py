@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from labelgate.client import report
+from labelgate.client.arg_types import fraction, positive_seconds, whole
 from labelgate.client.client import DEFAULT_TARGET, Client
 from labelgate.client.errors import LabelgateClientError
 from labelgate.client.labeling.commands import add_labeling_commands
@@ -92,40 +93,10 @@ def parse_exemplar(text: str) -> tuple[float, float, float, float, bool]:
     return x_min, y_min, x_max, y_max, negative
 
 
-def _instance_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"max instances {text!r}: expected a whole number, e.g. 20") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"max instances {text!r}: must be at least 1")
-    return value
-
-
 def _mask_id(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("mask id is empty: pass a mask_id printed by an earlier `labelgate segment`")
     return text.strip()
-
-
-def _threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threshold {text!r}: expected a number between 0 and 1") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"threshold {text!r}: must be between 0 and 1 (0 = the server's default)")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"timeout {text!r}: expected seconds, e.g. 30") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"timeout {text!r}: must be > 0 seconds")
-    return value
 
 
 def _image_file(text: str) -> Path:
@@ -180,9 +151,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
                          metavar="X1,Y1,X2,Y2[,neg]",
                          help="with a concept --model: a box around an example of what to find, or with ',neg' "
                               "around something that is not (repeatable; alone or with --text)")
-    segment.add_argument("--max-instances", type=_instance_count, default=0, metavar="N",
+    segment.add_argument("--max-instances", type=whole("max instances", 1), default=0, metavar="N",
                          help="with a concept --model: at most N instances, the best-scoring (default: the server's, 100)")
-    segment.add_argument("--nms-iou", type=_threshold, default=0.0, metavar="T",
+    segment.add_argument("--nms-iou", type=fraction("threshold", "0 = the server's default"), default=0.0, metavar="T",
                          help="with a concept --model: instances of one phrase whose masks overlap more than T are "
                               "one (default: the server's, 0.5; 1 keeps all)")
     segment.add_argument("--refine", type=_mask_id, metavar="MASK_ID",
@@ -222,9 +193,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_threshold_flags(parser: argparse.ArgumentParser, note: str = "") -> None:
     """Grounding DINO's two thresholds; 0 sends nothing, so the server's defaults apply."""
-    parser.add_argument("--box-threshold", type=_threshold, default=0.0, metavar="T",
+    parser.add_argument("--box-threshold", type=fraction("threshold", "0 = the server's default"), default=0.0, metavar="T",
                         help=f"{note}detection score threshold (default: the server's, 0.35)")
-    parser.add_argument("--text-threshold", type=_threshold, default=0.0, metavar="T",
+    parser.add_argument("--text-threshold", type=fraction("threshold", "0 = the server's default"), default=0.0, metavar="T",
                         help=f"{note}phrase match threshold (default: the server's, 0.25)")
 
 

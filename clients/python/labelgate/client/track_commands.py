@@ -10,13 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from labelgate.client.affinity import AffinityClient
-from labelgate.client.cli import positive_seconds, parse_box, parse_point
+from labelgate.client.arg_types import fraction, positive_seconds, whole
+from labelgate.client.cli import parse_box, parse_point
 from labelgate.client.client import DEFAULT_TARGET
 from labelgate.client.errors import LabelgateClientError
+from labelgate.client.fleet_args import fleet_client, rpc_message
 from labelgate.client.track_outputs import TrackWriter, clip_from_argument
 from labelgate.client.tracking import DIRECTIONS, ObjectPrompt
-from labelgate.client.transport import SERVER_ENV, TLS_CA_ENV, TOKEN_ENV, options_from_env
+from labelgate.client.transport import SERVER_ENV, TLS_CA_ENV, TOKEN_ENV
 from labelgate.client.video_session import expected_frames
 
 DEFAULT_OBJECT = 1
@@ -63,32 +64,6 @@ class _Prompt(argparse.Action):
         namespace.steps = [*(getattr(namespace, "steps", None) or []), (self.dest, values)]
 
 
-def _whole(name: str, least: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: expected a whole number, e.g. {least + 1}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: must be at least {least}")
-        return value
-
-    return parse
-
-
-def _fraction(name: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: expected a number between 0 and 1, e.g. 0.3") from None
-        if not 0.0 <= value <= 1.0:
-            raise argparse.ArgumentTypeError(f"{name} {text!r}: must be between 0 and 1")
-        return value
-
-    return parse
-
-
 def add_track_command(subparsers: argparse._SubParsersAction) -> None:
     track = subparsers.add_parser(
         "track", help="track objects through a video with SAM 2 (masks, COCO video JSON, overlays)",
@@ -96,9 +71,9 @@ def add_track_command(subparsers: argparse._SubParsersAction) -> None:
     )
     track.add_argument("clip", metavar="CLIP", help="a video file (.mp4, .webm, .mov, ...), a folder of frames, or a glob")
     prompts = track.add_argument_group("prompts (in order; see above)")
-    prompts.add_argument("--object", dest="object", type=_whole("object id", 0), action=_Prompt, metavar="ID",
+    prompts.add_argument("--object", dest="object", type=whole("object id", 0), action=_Prompt, metavar="ID",
                          help=f"the object the prompts after it are for (default {DEFAULT_OBJECT})")
-    prompts.add_argument("--frame", dest="frame", type=_whole("frame", 0), action=_Prompt, metavar="N",
+    prompts.add_argument("--frame", dest="frame", type=whole("frame", 0), action=_Prompt, metavar="N",
                          help="the frame the prompts after it are on (default 0)")
     prompts.add_argument("--box", dest="box", type=parse_box, action=_Prompt, metavar="X1,Y1,X2,Y2",
                          help="a box around the object (at most one per object and frame)")
@@ -107,25 +82,25 @@ def add_track_command(subparsers: argparse._SubParsersAction) -> None:
     text = track.add_argument_group("text to tracks")
     text.add_argument("--text", default="", metavar="PHRASES",
                       help='every instance of these phrases on --text-frame becomes an object ("car . person .")')
-    text.add_argument("--text-frame", type=_whole("text frame", 0), default=0, metavar="N",
+    text.add_argument("--text-frame", type=whole("text frame", 0), default=0, metavar="N",
                       help="the frame --text looks on (default: %(default)s)")
     text.add_argument("--text-model", default="", metavar="NAME",
                       help="a concept model (e.g. sam3) to find the instances (default: the server's Grounding DINO)")
-    text.add_argument("--box-threshold", type=_fraction("box threshold"), default=0.0, metavar="T",
+    text.add_argument("--box-threshold", type=fraction("box threshold"), default=0.0, metavar="T",
                       help="detection score threshold for --text (default: the server's)")
-    text.add_argument("--text-threshold", type=_fraction("text threshold"), default=0.0, metavar="T",
+    text.add_argument("--text-threshold", type=fraction("text threshold"), default=0.0, metavar="T",
                       help="Grounding DINO's phrase threshold for --text (default: the server's)")
-    text.add_argument("--max-objects", type=_whole("max objects", 0), default=0, metavar="N",
+    text.add_argument("--max-objects", type=whole("max objects", 0), default=0, metavar="N",
                       help="at most N objects from --text, the best scores (default: all found)")
     track.add_argument("--direction", choices=tuple(DIRECTIONS), default="forward",
                        help="from the first prompted frame, or --start-frame (default: %(default)s)")
-    track.add_argument("--start-frame", type=_whole("start frame", 0), metavar="N",
+    track.add_argument("--start-frame", type=whole("start frame", 0), metavar="N",
                        help="where to start tracking (default: the first prompted frame)")
-    track.add_argument("--max-frames", type=_whole("max frames", 0), default=0, metavar="N",
+    track.add_argument("--max-frames", type=whole("max frames", 0), default=0, metavar="N",
                        help="at most N frames each way, the start frame included (default: to the end)")
     track.add_argument("--model", default="", metavar="NAME", help="a model that tracks video (default: the server's)")
     track.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the masks, JSON and overlays go")
-    track.add_argument("--sheet-frames", type=_whole("sheet frames", 1), default=16, metavar="N",
+    track.add_argument("--sheet-frames", type=whole("sheet frames", 1), default=16, metavar="N",
                        help="frames on the contact sheet, evenly spaced (default: %(default)s)")
     track.add_argument("--no-overlay", action="store_true", help="write the masks and JSON only")
     track.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -168,7 +143,7 @@ def _track(args: argparse.Namespace) -> int:
     try:
         prompts = prompts_from_steps(args.steps) if args.steps or not args.text else []
         clip = clip_from_argument(args.clip)
-        with _client(args) as client, client.open_video(clip.source, model=args.model, timeout=args.timeout) as session:
+        with fleet_client(args) as client, client.open_video(clip.source, model=args.model, timeout=args.timeout) as session:
             frame_count, (width, height) = session.frame_count, session.size
             _check_frames(prompts, args.start_frame, frame_count, args.text_frame if args.text else None)
             writer = TrackWriter(args.out, clip, width, height, frame_count)
@@ -186,7 +161,7 @@ def _track(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except LabelgateClientError as error:
-        print(f"error: {_rpc_message(error, args)}", file=sys.stderr)
+        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
         return 1
     objects = sorted({obj for frame in writer.frames.values() for obj in frame.masks})
     print(f"tracked {len(objects)} object(s) over {len(writer.frames)} frame(s) of {frame_count}: "
@@ -216,17 +191,3 @@ def _check_frames(prompts: list[ObjectPrompt], start_frame: int | None, frame_co
             raise ValueError(f"{flag} {frame} is past the end: the clip has {frame_count} frames (0 to {frame_count - 1})")
 
 
-def _client(args: argparse.Namespace) -> AffinityClient:
-    endpoints = [part.strip() for value in args.server for part in value.split(",") if part.strip()]
-    options = options_from_env()
-    endpoints = endpoints or [options.pop("target")]
-    options.pop("target", None)
-    return AffinityClient(endpoints, **options, timeout=args.timeout)
-
-
-def _rpc_message(error: LabelgateClientError, args: argparse.Namespace) -> str:
-    if error.unreachable:
-        where = ", ".join(args.server) or os.environ.get(SERVER_ENV) or DEFAULT_TARGET
-        return (f"cannot reach a labelgate server at {where} ({error.details}); start one (`labelgate serve`) "
-                f"or point --server at it")
-    return f"{error.code.name}: {error.details}"

@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
-from labelgate.client.affinity import AffinityClient, endpoints_from_dns
+from labelgate.client.arg_types import fraction, whole
 from labelgate.client.client import DEFAULT_TARGET
 from labelgate.client.errors import LabelgateClientError
+from labelgate.client.fleet_args import fleet_client, rpc_message
 from labelgate.client.labeling.assemble import labeled_images
 from labelgate.client.labeling.exporting import (
     check_formats,
@@ -42,7 +42,7 @@ from labelgate.client.labeling.remote_sources import (
 from labelgate.client.labeling.sources import iter_source, keep_key
 from labelgate.client.labeling.summary import summary_dict, summary_lines, write_summary
 from labelgate.client.labeling.window import bounded_map
-from labelgate.client.transport import SERVER_ENV, options_from_env
+from labelgate.client.transport import SERVER_ENV
 
 DEFAULT_FORMATS = "coco"
 DEFAULT_VAL_FRACTION = 0.1
@@ -92,13 +92,13 @@ def add_labeling_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="a SAM 3 model (text -> masks in one model) or the SAM 2 model (default: the ontology's, "
                             "else the server's default, Grounding DINO + SAM 2)")
     label.add_argument("--detector-model", default="", metavar="NAME", help="the Grounding DINO model (with SAM 2)")
-    label.add_argument("--val-fraction", type=_fraction, metavar="F",
+    label.add_argument("--val-fraction", type=fraction("val fraction"), metavar="F",
                        help=f"share of images in the val split, chosen by a hash of each key "
                             f"(default: the manifest's, else {DEFAULT_VAL_FRACTION})")
     label.add_argument("--shard", metavar="I/N",
                        help="label only shard I of N (by a hash of each key); 'N' alone takes I from $JOB_COMPLETION_INDEX")
-    label.add_argument("--limit", type=_count, metavar="N", help="label at most N images in this run")
-    label.add_argument("--max-failures", type=_count, metavar="N", help="stop once more than N images have failed")
+    label.add_argument("--limit", type=whole("limit", 0), metavar="N", help="label at most N images in this run")
+    label.add_argument("--max-failures", type=whole("max failures", 0), metavar="N", help="stop once more than N images have failed")
     label.add_argument("--export-only", action="store_true", help="write the dataset from the manifest; no server needed")
     label.add_argument("--no-export", action="store_true", help="label only (e.g. a shard, merged later)")
     _add_job_flags(label)
@@ -130,40 +130,10 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
                              f"replica (default: ${SERVER_ENV} or {DEFAULT_TARGET})")
     parser.add_argument("--servers-dns", metavar="HOST:PORT",
                         help="every address this name resolves to, e.g. a Kubernetes headless Service")
-    parser.add_argument("--concurrency", type=_at_least_one, default=8, metavar="N",
+    parser.add_argument("--concurrency", type=whole("concurrency", 1), default=8, metavar="N",
                         help="images in flight at once (default: %(default)s); enough to keep the servers' batchers full")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per call (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
-    return value
-
-
-def _at_least_one(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number between 0 and 1") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 1")
-    return value
-
-
-# --- handlers --------------------------------------------------------------------------------
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -182,7 +152,7 @@ def _label(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except LabelgateClientError as error:
-        print(f"error: {_rpc_message(error, args)}", file=sys.stderr)
+        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"interrupted: finished images are kept in {args.out / MANIFEST_NAME}; run the same command again "
@@ -195,7 +165,7 @@ def _label_source(args: argparse.Namespace, source: str) -> int:
     formats = [] if args.no_export else check_formats(args.format.split(","))
     shard = parse_shard(args.shard) if args.shard else None
     args.out.mkdir(parents=True, exist_ok=True)
-    with _client(args) as client, Manifest.in_dir(args.out) as manifest, open_remote(args, ontology, manifest) as remote:
+    with fleet_client(args) as client, Manifest.in_dir(args.out) as manifest, open_remote(args, ontology, manifest) as remote:
         models = choose_models(client.list_models(), args.model or ontology.model, args.detector_model or ontology.detector)
         _remember(manifest, ontology, models, _val_fraction(args, manifest))
         tasks = prompt_tasks(ontology, models)
@@ -315,7 +285,7 @@ def _embed(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except LabelgateClientError as error:
-        print(f"error: {_rpc_message(error, args)}", file=sys.stderr)
+        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
         return 1
     print(f"embedded {embedded} images ({hits} were already cached), {failed} failed")
     return 0
@@ -326,7 +296,7 @@ def _embed_all(args: argparse.Namespace, items) -> tuple[int, int, int]:
 
     total = None if args.no_progress else sum(1 for _ in items())
     embedded = hits = failed = 0
-    with _client(args) as client, tqdm(total=total, unit="img", disable=args.no_progress) as bar:
+    with fleet_client(args) as client, tqdm(total=total, unit="img", disable=args.no_progress) as bar:
         for item, result, error in bounded_map(lambda i: client.embed(i.read(), model=args.model), items(),
                                                args.concurrency):
             bar.update()
@@ -341,20 +311,3 @@ def _embed_all(args: argparse.Namespace, items) -> tuple[int, int, int]:
     return embedded, hits, failed
 
 
-def _client(args: argparse.Namespace) -> AffinityClient:
-    """One client over every endpoint given (each image sticks to one of them)."""
-    endpoints = [part.strip() for value in args.server for part in value.split(",") if part.strip()]
-    if args.servers_dns:
-        endpoints += endpoints_from_dns(args.servers_dns)
-    options = options_from_env()
-    endpoints = endpoints or [options.pop("target")]
-    options.pop("target", None)
-    return AffinityClient(endpoints, **options, timeout=args.timeout)
-
-
-def _rpc_message(error: LabelgateClientError, args: argparse.Namespace) -> str:
-    if error.unreachable:
-        where = ", ".join(args.server) or os.environ.get(SERVER_ENV) or DEFAULT_TARGET
-        return (f"cannot reach a labelgate server at {where} ({error.details}); start one (`labelgate serve`) "
-                f"or point --server at it")
-    return f"{error.code.name}: {error.details}"
