@@ -6,7 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-SECTIONS = ("main", "concepts")  # concepts: SAM 3's rows, slow at its real size (opt-in)
+# concepts: SAM 3's rows, slow at its real size; labeling: `labelgate label` jobs; video: tracking (all opt-in)
+SECTIONS = ("main", "concepts", "labeling", "video")
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         return run_soak(Path(args.out), Path(args.work), args.soak, args.quick, args.device)
     return run(Path(args.out), Path(args.work), args.quick, args.device, args.rounds, args.gpu_budget_s,
-               tuple(dict.fromkeys(args.sections)))
+               tuple(dict.fromkeys(args.sections)), args.labeling_images, args.video_frames)
 
 
 def add_parser(commands) -> None:
@@ -40,8 +41,17 @@ def add_parser(commands) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds for the latency rows")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=["main"],
                         help="what to measure: main (the table, EdgeTAM's row included) and/or concepts (SAM 3 against "
-                        "Grounding DINO + SAM 2, at their real sizes: slow, about 10 minutes on 2 cores) "
+                        "Grounding DINO + SAM 2, at their real sizes: slow, about 10 minutes on 2 cores), labeling "
+                        "(`labelgate label` jobs against a plain in-process loop; resume; job memory) and/or video "
+                        "(tracking through the service against upstream's SAM2VideoPredictor; memory; corrections), "
+                        "both with the demo models "
                         "(default: %(default)s)")
+    parser.add_argument("--labeling-images", type=int, default=None, metavar="N",
+                        help="labeling section: images a job labels in the throughput and resume rows (default: 40; "
+                        "--quick 4); the memory row compares 200 images with 20")
+    parser.add_argument("--video-frames", type=int, default=None, metavar="N",
+                        help="video section: the memory rows' clip length, compared after N/10 frames and after N "
+                        "(default: 300)")
     parser.add_argument("--gpu-budget-s", type=float, default=300.0,
                         help="with CUDA: stop starting GPU measures (backends, then TensorRT engines) after this long; "
                         "the ones left read n/a (default: %(default)s)")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from labelgate.bench.rows import Row
 
-# The issue's row numbers (7 is ours; 8-10 are issue 12's); every batching row is row 4.
+# The issue's row numbers (7 is ours; 8-10 are issue 12's, 11-13 issue 13's, 14-16 issue 14's); every batching row is row 4.
 _NUMBERS = {"repeat_click": 1, "versus_baseline": 2, "service_overhead": 3, "payload": 5, "payload_object_shape": 5,
             "text_to_masks": 6, "click_under_load": 7, "click_under_load_equal_priority": 7, "edgetam_cold_click": 8,
-            "concepts_vs_detector": 9, "concept_second_phrase": 10}
+            "concepts_vs_detector": 9, "concept_second_phrase": 10, "labeling_throughput": 11, "labeling_resume": 12,
+            "labeling_rss": 13, "video_throughput": 14, "video_rss": 15, "video_rss_upstream": 15, "video_correction": 16}
 _TIMES_X = ("versus_baseline", "batching_")  # rows read as "N times faster"
 
 
@@ -32,7 +33,7 @@ def _parts_text(row: Row) -> str:
     def one(value: float) -> str:
         if row.unit == "s":
             return f"{value * 1000:.1f} ms"
-        return f"{value:.1f} {row.unit}" if row.unit == "req/s" else f"{value:.0f} {row.unit}"
+        return f"{value:.1f} {row.unit}" if row.unit.endswith("/s") else f"{value:.0f} {row.unit}"
 
     return " / ".join(one(value) for value in row.parts.values())
 

@@ -13,6 +13,11 @@ def _status_bytes(pid: int, field: str) -> int:
     raise RuntimeError(f"/proc/{pid}/status has no {field} line")
 
 
+def rss_bytes(pid: int) -> int:
+    """The resident memory now."""
+    return _status_bytes(pid, "VmRSS")
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The most resident memory since the process started, or since `reset_peak_rss`."""
     return _status_bytes(pid, "VmHWM")

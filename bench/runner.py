@@ -9,15 +9,18 @@ import platform
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from labelgate.bench.baseline_server import start_baseline
 from labelgate.bench.report import gpu_table, table, write_chart, write_json
 from labelgate.bench.concept_scenarios import ConceptScenarios
+from labelgate.bench.labeling_scenarios import LABELING_FULL, LABELING_QUICK, LabelingPlan, LabelingScenarios
+from labelgate.bench.video_scenarios import VIDEO_FULL, VIDEO_QUICK, VideoPlan, VideoScenarios
 from labelgate.bench.scenarios import Scenarios, Servers
 from labelgate.bench.rows import Row
 from labelgate.bench.setup import FULL, QUICK, ConceptModels, Models, Plan, prepare_concept_models, prepare_models
-from labelgate.server.launcher import start_server
+from labelgate.server.launcher import ServerProcess, start_server
 from labelgate.server.settings import Settings
 
 TABLE_FILE, JSON_FILE, CHART_FILE = "bench.md", "bench.json", "bench.png"
@@ -93,6 +96,42 @@ def _concept_section(concept_models: ConceptModels, plan: Plan, run_dir: Path, d
     return rows, scenarios
 
 
+def _demo_server(name: str, run_dir: Path, work: Path, device: str) -> tuple[Models, ServerProcess]:
+    """One more server with the demo models (the labeling and video sections run them whatever the size)."""
+    models = prepare_models(work, quick=True)
+    return models, start_server(run_dir / name, None, *models.serve_flags(), "--device", device,
+                                "--max-batch-delay-ms", str(Settings.max_batch_delay_ms))
+
+
+def _labeling_section(plan: LabelingPlan, run_dir: Path, work: Path, device: str) -> tuple[list[Row], LabelingScenarios]:
+    """`labelgate label` jobs against one more server, and the plain loop in this process."""
+    print(f"  labeling section: {plan.images} images a run, {plan.image_size[0]}x{plan.image_size[1]}; starting a server",
+          flush=True)
+    models, server = _demo_server("labelgate-labeling", run_dir, work, device)
+    try:
+        scenarios = LabelingScenarios(plan, models, server, run_dir / "labeling", device)
+        rows = _measured(scenarios.throughput) + _measured(scenarios.resume) + _measured(scenarios.memory)
+    finally:
+        server.stop()
+    return rows, scenarios
+
+
+def _video_section(plan: VideoPlan, run_dir: Path, work: Path, device: str) -> tuple[list[Row], VideoScenarios]:
+    """Tracking through one more server (its default window), and upstream's loop in this process."""
+    print(f"  video section: {plan.frames}-frame clip, {plan.frame_size[0]}x{plan.frame_size[1]}; starting a server",
+          flush=True)
+    models, server = _demo_server("labelgate-video", run_dir, work, device)
+    try:
+        scenarios = VideoScenarios(plan, models, server, run_dir / "video", device)
+        try:
+            rows = _measured(scenarios.throughput) + _measured(scenarios.memory) + _measured(scenarios.correction)
+        finally:
+            scenarios.close()
+    finally:
+        server.stop()
+    return rows, scenarios
+
+
 def _measured(step) -> list:
     started = time.monotonic()
     result = step()
@@ -101,7 +140,7 @@ def _measured(step) -> list:
 
 
 def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = None, gpu_budget_s: float = 300.0,
-        sections: tuple[str, ...] = ("main",)) -> int:
+        sections: tuple[str, ...] = ("main",), labeling_images: int | None = None, video_frames: int | None = None) -> int:
     import torch
 
     plan: Plan = QUICK if quick else FULL
@@ -111,7 +150,8 @@ def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = No
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    models = prepare_models(work, quick)
+    # The labeling and video sections run the demo models whatever the size: alone, they need no others.
+    models = prepare_models(work, quick or not {"main", "concepts"} & set(sections))
     print(f"labelgate bench: {models.description}; {plan.image_size[0]}x{plan.image_size[1]} JPEG; device {device}; "
           f"{os.cpu_count()} CPU cores; sections {', '.join(sections)}", flush=True)
     run_dir = work / "run"  # server logs and port files of this run only
@@ -125,6 +165,20 @@ def run(out: Path, work: Path, quick: bool, device: str, rounds: int | None = No
         concept_rows, concepts = _concept_section(concept_models, plan, run_dir, device, quick)
         rows, samples = rows + concept_rows, {**samples, **concepts.samples}
         description += f"; concepts: {concept_models.description}"
+    if "labeling" in sections:
+        labeling_plan = LABELING_QUICK if quick else LABELING_FULL
+        if labeling_images:
+            labeling_plan = replace(labeling_plan, images=labeling_images)
+        labeling_rows, labeling = _labeling_section(labeling_plan, run_dir, work, device)
+        rows, samples = rows + labeling_rows, {**samples, **labeling.samples}
+        description += "; labeling: SAM 2.1 hiera (demo, 256 px), Grounding DINO (demo)"
+    if "video" in sections:
+        video_plan = VIDEO_QUICK if quick else VIDEO_FULL
+        if video_frames:
+            video_plan = replace(video_plan, rss_frames=(max(1, video_frames // 10), video_frames))
+        video_rows, video = _video_section(video_plan, run_dir, work, device)
+        rows, samples = rows + video_rows, {**samples, **video.samples}
+        description += "; video: SAM 2.1 hiera (demo, 256 px)"
     gpu = _gpu_rows(models, plan, work, quick, gpu_budget_s) if device.startswith("cuda") and "main" in sections else []
     config = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

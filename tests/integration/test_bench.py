@@ -95,3 +95,41 @@ def test_chart_is_a_real_png(bench_run):
     with Image.open(out / "bench.png") as chart:
         assert chart.format == "PNG"
         assert chart.width >= 800 and chart.height >= 300
+
+
+LABELING_VIDEO_TARGETS = {"labeling_throughput": ">= 0.9", "labeling_resume": "<= 0.55", "labeling_rss": "<= 1.2",
+                          "video_throughput": ">= 0.9", "video_rss": "<= 1.5", "video_rss_upstream": None,
+                          "video_correction": None}
+
+
+@pytest.fixture(scope="module")
+def labeling_video_run(tmp_path_factory):
+    """The labeling and video sections alone, at their quick sizes (a few images, a few frames)."""
+    out = tmp_path_factory.mktemp("bench-results-labeling-video")
+    work = tmp_path_factory.mktemp("bench-work-labeling-video")
+    completed = subprocess.run(
+        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--sections", "labeling", "video", "--device", "cpu",
+         "--out", str(out), "--work", str(work)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+    return out, completed.stdout
+
+
+def test_labeling_and_video_rows_divide_two_measured_sides(labeling_video_run):
+    out, stdout = labeling_video_run
+    data = json.loads((out / "bench.json").read_text())
+    rows = {row["key"]: row for row in data["rows"]}
+    assert set(rows) == set(LABELING_VIDEO_TARGETS)
+    for key, row in rows.items():
+        sides = list(row["parts"].values())
+        assert math.isfinite(row["ratio"]) and row["ratio"] > 0, key
+        assert len(sides) == 2 and all(value > 0 for value in sides), key
+        assert row["ratio"] == pytest.approx(sides[0] / sides[1], rel=1e-9), key
+        assert row["target"] == LABELING_VIDEO_TARGETS[key], key
+    assert data["config"]["sections"] == ["labeling", "video"]
+    table = (out / "bench.md").read_text()
+    assert table.strip() in stdout
+    for title in ("Labeling job throughput", "Labeling job resume", "Labeling job memory", "Video tracking throughput",
+                  "Video tracking memory (service)", "Video tracking memory (upstream)", "Video correction"):
+        assert f"| {title} |" in table, title

@@ -25,3 +25,9 @@ def test_sections_can_be_chosen_and_unknown_ones_are_refused(capsys):
     with pytest.raises(SystemExit):
         _parse("--sections", "sam3")
     assert "invalid choice: 'sam3'" in capsys.readouterr().err
+
+
+def test_the_labeling_and_video_sections_take_their_sizes():
+    args = _parse("--sections", "labeling", "video", "--labeling-images", "12", "--video-frames", "50")
+    assert (args.sections, args.labeling_images, args.video_frames) == (["labeling", "video"], 12, 50)
+    assert (_parse().labeling_images, _parse().video_frames) == (None, None)  # the plans' own sizes
