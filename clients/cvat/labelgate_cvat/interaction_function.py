@@ -13,14 +13,14 @@ keeps its result per frame, so every later click sends only the image id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import cvat_sdk.auto_annotation as cvataa
 import cvat_sdk.models as models
 import PIL.Image
 from cvat_sdk.masks import encode_mask
 
-from labelgate.client import Client, encode_image
+from labelgate.client import encode_image
+from labelgate_cvat.lazy_client import LazyClient
 from labelgate_cvat.prompts import segment_prompt
 
 
@@ -31,19 +31,8 @@ class EmbeddedFrame:
     data: bytes
 
 
-class LabelgateInteractionFunction:
+class LabelgateInteractionFunction(LazyClient):
     spec = cvataa.InteractionFunctionSpec(min_pos_points=1, min_neg_points=0, min_bounding_boxes=0)
-
-    def __init__(self, server: Optional[str] = None):
-        self._options = {"target": server} if server else {}
-        self._client: Optional[Client] = None
-
-    @property
-    def client(self) -> Client:
-        # Created on first use, inside the agent's worker process (channels do not survive a fork).
-        if self._client is None:
-            self._client = Client.from_env(**self._options)
-        return self._client
 
     def preprocess_image(self, context: cvataa.InteractionFunctionContext, image: PIL.Image.Image) -> EmbeddedFrame:
         frame = EmbeddedFrame(encode_image(image))

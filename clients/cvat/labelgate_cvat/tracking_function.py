@@ -22,8 +22,9 @@ import grpc
 import PIL.Image
 from cvat_sdk.masks import decode_mask, encode_mask
 
-from labelgate.client import Client, LabelgateClientError, encode_image
+from labelgate.client import LabelgateClientError, encode_image
 from labelgate_cvat.detections import outline
+from labelgate_cvat.lazy_client import LazyClient
 from labelgate_cvat.tracks import Track, clipped_box, mask_box, polygon_mask, start_track, track_next
 
 
@@ -42,19 +43,8 @@ class ShapeTrack:
     last: cvataa.TrackableShape
 
 
-class LabelgateTrackingFunction:
+class LabelgateTrackingFunction(LazyClient):
     spec = cvataa.TrackingFunctionSpec(supported_shape_types=["rectangle", "mask", "polygon"])
-
-    def __init__(self, server: Optional[str] = None):
-        self._options = {"target": server} if server else {}
-        self._client: Optional[Client] = None
-
-    @property
-    def client(self) -> Client:
-        # Created on first use, inside the agent's worker process (channels do not survive a fork).
-        if self._client is None:
-            self._client = Client.from_env(**self._options)
-        return self._client
 
     def preprocess_image(self, context: cvataa.TrackingFunctionContext, image: PIL.Image.Image) -> Frame:
         return Frame(image)  # encoded once, sent to every shape's session
