@@ -129,7 +129,8 @@ _HELP = {
     "metrics_host": "address of the Prometheus /metrics endpoint",
     "metrics_port": "Prometheus /metrics port (0 = any free port, -1 = off)",
     "device": "auto (CUDA if available), cpu, cuda or cuda:N",
-    "dtype": "model precision on CUDA: fp32, bf16 or fp16 (CPU is always fp32)",
+    "dtype": ("model precision on CUDA: fp32, bf16 or fp16 for SAM 2 and Grounding DINO clicks and boxes (SAM 3 and "
+              "EdgeTAM: fp32; video tracking: always bf16 autocast, as upstream; CPU is always fp32)"),
     "sam2_config": "bundled sam2 config name, e.g. configs/sam2.1/sam2.1_hiera_l.yaml",
     "sam2_checkpoint": "SAM 2 checkpoint ({'model': state_dict} .pt, as published)",
     "sam2_override": "hydra override for the SAM 2 config, KEY=VALUE (repeatable), e.g. ++model.image_size=512",
