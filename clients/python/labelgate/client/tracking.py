@@ -3,7 +3,6 @@ server, sends the prompts, and yields each frame's masks as the server streams t
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +120,7 @@ def add_prompts_requests(session_id: str, prompts: Iterable[ObjectPrompt]) -> li
         if prompt.box is not None:
             message.box.CopyFrom(messages.boxes_to_pb([prompt.box])[0])
         if prompt.mask is not None:
-            message.mask_png = _png(prompt.mask)
+            message.mask_png = encode_image(np.asarray(prompt.mask, dtype=bool))  # 0 / 255 PNG
         by_frame.setdefault(prompt.frame, []).append(message)
     return [pb.AddPromptsRequest(session_id=session_id, frame_index=frame, objects=objects)
             for frame, objects in sorted(by_frame.items())]
@@ -173,11 +172,3 @@ def text_prompt(text: str | TextPrompt, text_frame: int = 0, text_model: str = "
 
 def found_from_pb(response: pb.AddPromptsResponse) -> list[FoundObject]:
     return [FoundObject(found.object_id, found.label, found.score) for found in response.found]
-
-
-def _png(mask: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(mask, dtype=bool).astype(np.uint8) * 255).save(buffer, format="PNG")
-    return buffer.getvalue()
