@@ -6,7 +6,7 @@ previous batch had several, or its oldest request came within `max_delay` of the
 labeler clicking alone is never held back. Requests whose caller has gone (cancelled) or whose
 deadline has passed are dropped before the call. A full queue fails fast with `Overloaded`.
 Model calls run on one worker thread per batcher, so the event loop stays free and a model is
-never entered twice at once. A batcher for a heavy stage can run its worker at a lower CPU
+never entered twice at once; the thread hands its OpenMP workers back after each call (openmp_workers). A batcher for a heavy stage can run its worker at a lower CPU
 priority (`worker_priority`), so that on a CPU the short calls of other stages go first.
 """
 
@@ -25,6 +25,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 
 from labelgate.core.errors import DeadlineExceeded, NotReady, Overloaded
 from labelgate.server.metrics import BatchMetrics
+from labelgate.server.openmp_workers import released_after
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -179,7 +180,7 @@ class DynamicBatcher(Generic[T, R]):
         started = loop.time()
         wall = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in live])
+            results = await loop.run_in_executor(self._executor, released_after, self._run_batch, [p.item for p in live])
             if len(results) != len(live):
                 raise RuntimeError(f"{self.stage} backend returned {len(results)} results for {len(live)} items")
         except Exception as error:  # the whole call failed: every item gets the error

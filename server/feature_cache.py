@@ -32,6 +32,7 @@ from labelgate.server.feature_codec import (
     encode_features,
     from_shared_tier,
 )
+from labelgate.server.openmp_workers import in_worker_thread
 from labelgate.server.redis_tier import Lock, RedisFeatureStore, redact
 
 FORMAT = "f1"  # bump with an incompatible feature_codec change: old entries are then simply misses
@@ -121,7 +122,7 @@ class TieredFeatureCache:
     async def _compute_and_publish(self, redis_key: str, compute: Callable[[], Awaitable[ImageFeatures]]) -> ImageFeatures:
         value = await compute()
         try:
-            data = await asyncio.to_thread(encode_features, value)
+            data = await in_worker_thread(encode_features, value)
         except UnshareableFeatures as error:  # a model whose features the codec does not know: local only
             if not self._unshareable_logged:
                 self._unshareable_logged = True
@@ -135,7 +136,7 @@ class TieredFeatureCache:
         if data is None:
             return None
         try:
-            return await asyncio.to_thread(decode_features, data, self.kind, self.device, self.position_encodings)
+            return await in_worker_thread(decode_features, data, self.kind, self.device, self.position_encodings)
         except (FeatureFormatError, ValueError, KeyError) as error:  # another writer's format: a miss
             self.shared.count("error")
             log.warning("shared feature cache: unreadable entry %s (%s); recomputing", redis_key, error)

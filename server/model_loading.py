@@ -16,6 +16,7 @@ from labelgate.models.default_pair import default_specs, demo_extra_specs
 from labelgate.models.kinds import DETECT, PROMPT_SEGMENT, SEGMENT_CONCEPTS, LoadContext, ModelKind
 from labelgate.models.spec import ModelSpec, check_unique, read_models_file
 from labelgate.core.errors import NotReady
+from labelgate.server.openmp_workers import in_worker_thread
 from labelgate.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,11 @@ async def load_model(spec: ModelSpec, context: LoadContext, warmup: bool) -> tup
     while True:
         backend = None
         try:
-            backend = await asyncio.to_thread(_load_in_turn, kind, spec, context)
+            backend = await in_worker_thread(_load_in_turn, kind, spec, context)
             if backend.info.name != spec.name:
                 raise ValueError(f"model kind {kind.name} loaded {spec.name} under another name, {backend.info.name}")
             if warmup:
-                await asyncio.to_thread(warm_up, backend, kind)
+                await in_worker_thread(warm_up, backend, kind)
             return backend, kind
         except NotReady as error:
             if backend is not None:

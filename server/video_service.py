@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import AsyncIterator, Callable, TypeVar
+from typing import AsyncIterator
 
 import cv2
 import numpy as np
@@ -34,9 +34,9 @@ from labelgate.server.video_queries import (
     VideoSource,
 )
 from labelgate.server.video_sessions import SessionLimits, VideoSession, VideoSessions
+from labelgate.server.tracking_thread import TrackingThread
 from labelgate.server.video_text import FoundObject, TextPrompt, objects_from_text
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_SWEEP_PERIOD_S = 30.0
@@ -54,6 +54,7 @@ class VideoService:
         self.sessions = VideoSessions(limits, metrics=service.metrics.video)
         self._sweeper: asyncio.Task | None = None
         self._shutting_down = False
+        self._tracking = TrackingThread()
 
     def start(self) -> None:
         """Starts the sweep of expired sessions (on the running event loop)."""
@@ -69,6 +70,7 @@ class VideoService:
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
         self.sessions.close_all()
+        self._tracking.close()
 
     async def _sweep(self, period: float) -> None:
         while True:
@@ -109,7 +111,7 @@ class VideoService:
                     prompts += [prompt for _, prompt in found]
                 tracked = None
                 for prompt in prompts:
-                    tracked = await _in_thread(session.tracking.add_prompt, prompt)
+                    tracked = await self._tracking.run(session.tracking.add_prompt, prompt)
                     session.changed_frames.add(frame_index)
                 self._check_open(session)  # closed while the prompts ran: they are lost with it
                 self.sessions.check_bytes(session)
@@ -138,14 +140,14 @@ class VideoService:
                     steps = session.tracking.propagate(start, reverse, query.max_frames)
                     try:
                         while not session.closed:
-                            tracked = await _in_thread(next, steps, None)
+                            tracked = await self._tracking.run(next, steps, None)
                             if tracked is None:
                                 break
                             session.last_used = self.sessions.clock()
                             self.sessions.check_bytes(session)
                             if reverse and len(passes) == 2 and tracked.frame_index == start:
                                 continue  # sent by the forward pass
-                            yield await asyncio.to_thread(_encoded, tracked, session.frames, formats, query.object_ids)
+                            yield await self._tracking.run(_encoded, tracked, session.frames, formats, query.object_ids)
                     finally:
                         steps.close()
                     self._check_open(session)  # closed mid-stream: end with why, not as if the clip were done
@@ -232,17 +234,6 @@ class VideoService:
             _check_frame(query.start_frame, session.frames, "start_frame")
             return query.start_frame
         return min(session.changed_frames or session.tracking.prompted_frames)
-
-
-async def _in_thread(function: Callable[..., T], *args) -> T:
-    """`function` in a worker thread; a cancelled caller still waits for it, so that the next call on
-    the session never runs beside a frame still being computed."""
-    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
 
 
 def frames_in_pass(num_frames: int, start: int, reverse: bool, max_frames: int) -> range:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from typing import Callable
 
 from labelgate.client.affinity import AffinityClient, endpoints_from_dns
 from labelgate.client.client import DEFAULT_TARGET
@@ -31,3 +33,20 @@ def rpc_message(error: LabelgateClientError, args: argparse.Namespace) -> str:
         return (f"cannot reach a labelgate server at {where} ({error.details}); start one (`labelgate serve`) "
                 f"or point --server at it")
     return f"{error.code.name}: {error.details}"
+
+
+def run_command(body: Callable[[], int], args: argparse.Namespace, usage_errors: tuple[type[Exception], ...] = (ValueError, OSError),
+                failures: tuple[type[Exception], ...] = ()) -> int:
+    """`body()`'s exit status. What goes wrong becomes one `error: ...` line on stderr: a bad argument
+    or file (`usage_errors`) exits 2, a failed RPC or one of `failures` exits 1."""
+    try:
+        return body()
+    except usage_errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except failures as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except LabelgateClientError as error:
+        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
+        return 1

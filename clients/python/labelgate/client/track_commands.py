@@ -13,8 +13,7 @@ from pathlib import Path
 from labelgate.client.arg_types import fraction, positive_seconds, whole
 from labelgate.client.cli import parse_box, parse_point
 from labelgate.client.client import DEFAULT_TARGET
-from labelgate.client.errors import LabelgateClientError
-from labelgate.client.fleet_args import fleet_client, rpc_message
+from labelgate.client.fleet_args import fleet_client, run_command
 from labelgate.client.track_outputs import TrackWriter, clip_from_argument
 from labelgate.client.tracking import DIRECTIONS, ObjectPrompt
 from labelgate.client.transport import SERVER_ENV, TLS_CA_ENV, TOKEN_ENV
@@ -138,31 +137,28 @@ def prompts_from_steps(steps: Sequence[tuple[str, object]] | None) -> list[Objec
 
 
 def _track(args: argparse.Namespace) -> int:
+    return run_command(lambda: _track_clip(args), args)
+
+
+def _track_clip(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    try:
-        prompts = prompts_from_steps(args.steps) if args.steps or not args.text else []
-        clip = clip_from_argument(args.clip)
-        with fleet_client(args) as client, client.open_video(clip.source, model=args.model, timeout=args.timeout) as session:
-            frame_count, (width, height) = session.frame_count, session.size
-            _check_frames(prompts, args.start_frame, frame_count, args.text_frame if args.text else None)
-            writer = TrackWriter(args.out, clip, width, height, frame_count)
-            session.add_prompts(prompts)
-            if args.text:
-                _add_text(session, args)
-            start = session.log.start_frame(args.start_frame)
-            total = len(expected_frames(start, args.direction, args.max_frames, frame_count))
-            with tqdm(total=total, unit="frame", disable=args.no_progress) as bar:
-                for frame in session.propagate(args.direction, args.start_frame, args.max_frames):
-                    writer.add(frame)
-                    bar.update()
-        written = writer.finish(args.sheet_frames, overlays=not args.no_overlay)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except LabelgateClientError as error:
-        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
-        return 1
+    prompts = prompts_from_steps(args.steps) if args.steps or not args.text else []
+    clip = clip_from_argument(args.clip)
+    with fleet_client(args) as client, client.open_video(clip.source, model=args.model, timeout=args.timeout) as session:
+        frame_count, (width, height) = session.frame_count, session.size
+        _check_frames(prompts, args.start_frame, frame_count, args.text_frame if args.text else None)
+        writer = TrackWriter(args.out, clip, width, height, frame_count)
+        session.add_prompts(prompts)
+        if args.text:
+            _add_text(session, args)
+        start = session.log.start_frame(args.start_frame)
+        total = len(expected_frames(start, args.direction, args.max_frames, frame_count))
+        with tqdm(total=total, unit="frame", disable=args.no_progress) as bar:
+            for frame in session.propagate(args.direction, args.start_frame, args.max_frames):
+                writer.add(frame)
+                bar.update()
+    written = writer.finish(args.sheet_frames, overlays=not args.no_overlay)
     objects = sorted({obj for frame in writer.frames.values() for obj in frame.masks})
     print(f"tracked {len(objects)} object(s) over {len(writer.frames)} frame(s) of {frame_count}: "
           f"{writer.masks_dir}/, " + ", ".join(str(path) for path in written))

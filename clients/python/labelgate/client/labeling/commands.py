@@ -13,7 +13,7 @@ from pathlib import Path
 from labelgate.client.arg_types import fraction, whole
 from labelgate.client.client import DEFAULT_TARGET
 from labelgate.client.errors import LabelgateClientError
-from labelgate.client.fleet_args import fleet_client, rpc_message
+from labelgate.client.fleet_args import fleet_client, run_command
 from labelgate.client.labeling.assemble import labeled_images
 from labelgate.client.labeling.exporting import (
     check_formats,
@@ -138,26 +138,22 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
 
 def _label(args: argparse.Namespace) -> int:
     try:
-        if args.paths[:1] == ["merge"]:
-            return _merge(args, [Path(p) for p in args.paths[1:]])
-        if args.export_only:
-            return _export_only(args)
-        if len(args.paths) != (0 if args.label_studio_url else 1) or args.ontology is None:
-            raise ValueError("give one SOURCE and --ontology FILE (or 'merge SHARD_DIR...', or --export-only)")
-        return _label_source(args, args.paths[0] if args.paths else "")
-    except (OntologyError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TooManyFailures as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except LabelgateClientError as error:
-        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
-        return 1
+        return run_command(lambda: _label_or_merge(args), args, usage_errors=(OntologyError, ValueError, OSError),
+                           failures=(TooManyFailures,))
     except KeyboardInterrupt:
         print(f"interrupted: finished images are kept in {args.out / MANIFEST_NAME}; run the same command again "
               "to go on", file=sys.stderr)
         return 130
+
+
+def _label_or_merge(args: argparse.Namespace) -> int:
+    if args.paths[:1] == ["merge"]:
+        return _merge(args, [Path(p) for p in args.paths[1:]])
+    if args.export_only:
+        return _export_only(args)
+    if len(args.paths) != (0 if args.label_studio_url else 1) or args.ontology is None:
+        raise ValueError("give one SOURCE and --ontology FILE (or 'merge SHARD_DIR...', or --export-only)")
+    return _label_source(args, args.paths[0] if args.paths else "")
 
 
 def _label_source(args: argparse.Namespace, source: str) -> int:
@@ -270,23 +266,20 @@ def _ontology_from_dict(data: dict) -> Ontology:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    try:
-        shard = parse_shard(args.shard) if args.shard else None
-        if not args.source and not args.label_studio_url:
-            raise ValueError("give a SOURCE (a folder, list file, COCO JSON, ls://HOST:PORT/ID or cvat://HOST/ID)")
-        with ExitStack() as stack:
-            if is_remote(args.source, args):
-                remote = stack.enter_context(remote_items(args, args.source))
-                listing = lambda: (item for item in remote() if keep_key(item.key, args.glob))  # noqa: E731
-            else:
-                listing = lambda: iter_source(Path(args.source), args.glob, args.image_root)  # noqa: E731
-            embedded, hits, failed = _embed_all(args, lambda: in_shard(listing(), shard))
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except LabelgateClientError as error:
-        print(f"error: {rpc_message(error, args)}", file=sys.stderr)
-        return 1
+    return run_command(lambda: _embed_source(args), args)
+
+
+def _embed_source(args: argparse.Namespace) -> int:
+    shard = parse_shard(args.shard) if args.shard else None
+    if not args.source and not args.label_studio_url:
+        raise ValueError("give a SOURCE (a folder, list file, COCO JSON, ls://HOST:PORT/ID or cvat://HOST/ID)")
+    with ExitStack() as stack:
+        if is_remote(args.source, args):
+            remote = stack.enter_context(remote_items(args, args.source))
+            listing = lambda: (item for item in remote() if keep_key(item.key, args.glob))  # noqa: E731
+        else:
+            listing = lambda: iter_source(Path(args.source), args.glob, args.image_root)  # noqa: E731
+        embedded, hits, failed = _embed_all(args, lambda: in_shard(listing(), shard))
     print(f"embedded {embedded} images ({hits} were already cached), {failed} failed")
     return 0
 
