@@ -53,6 +53,13 @@ def test_bad_values_stop_the_start(argv, environ, capsys):
     assert "error" in capsys.readouterr().err
 
 
+def test_video_cache():
+    assert parse_settings([], {}).video_cache_mb == 512
+    assert parse_settings(["--video-cache-mb", "0"], {}).video_cache_mb == 0
+    with pytest.raises(SystemExit):
+        parse_settings(["--video-cache-mb", "-1"], {})
+
+
 def test_video_frames():
     assert parse_settings([], {}).video_frames == 0  # to the end of the clip
     assert parse_settings([], {"LABELGATE_LS_VIDEO_FRAMES": "30"}).video_frames == 30

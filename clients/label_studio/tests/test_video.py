@@ -11,6 +11,7 @@ from labelgate.label_studio.metrics import BackendMetrics
 from labelgate.label_studio.predictor import PredictError, Predictor, PredictorOptions
 from labelgate.label_studio.prompts import PromptError
 from labelgate.label_studio.task_images import TaskImages
+from labelgate.label_studio.task_videos import TaskVideos
 
 WIDTH, HEIGHT, FRAMES = 200, 100, 8
 STEP = 4  # pixels each tracked box moves right per frame
@@ -166,3 +167,39 @@ def test_a_task_without_the_video_field_names_it(make_predictor):
     predictor, _ = make_predictor()
     with pytest.raises(PredictError, match=r'no \'video\' in its data .*<Video value="\$video">'):
         predictor.predict([{"id": 1, "data": {}}], CONFIG, {"result": [region("a", keyframe(1, 1.0, 1.0))]})
+
+
+class CountingFetcher(Fetcher):
+    def __init__(self):
+        self.fetched = []
+
+    def fetch(self, reference, task_id=None):
+        self.fetched.append(reference)
+        return super().fetch(reference, task_id)
+
+
+def test_a_second_tracking_request_on_the_same_video_does_not_download_it_again():
+    fetcher = CountingFetcher()
+    client = TrackingClient()
+    predictor = Predictor(client, TaskImages(fetcher), PredictorOptions(sam2_model="sam2"), BackendMetrics())
+    try:
+        for x in (10.0, 30.0):
+            predictor.predict([task()], CONFIG, {"result": [region("a", keyframe(1, x, 10.0))]})
+        predictor.predict([task("/data/upload/1/other.mp4")], CONFIG, {"result": [region("b", keyframe(1, 5.0, 10.0))]})
+    finally:
+        predictor.close()
+    assert fetcher.fetched == ["/data/upload/1/clip.mp4", "/data/upload/1/other.mp4"]
+    assert [session[0] for session in client.sessions] == [b"png bytes of /data/upload/1/clip.mp4"] * 2 + [
+        b"png bytes of /data/upload/1/other.mp4"]
+
+
+def test_the_video_cache_keeps_within_its_budget():
+    fetcher = CountingFetcher()
+    videos = TaskVideos(fetcher, budget_bytes=len(fetcher.fetch("/v/aaaa.mp4")) * 2)
+    fetcher.fetched.clear()
+    for reference in ("/v/aaaa.mp4", "/v/bbbb.mp4", "/v/aaaa.mp4", "/v/cccc.mp4", "/v/bbbb.mp4"):
+        videos.get(reference, 1)
+    assert fetcher.fetched == ["/v/aaaa.mp4", "/v/bbbb.mp4", "/v/cccc.mp4", "/v/bbbb.mp4"]  # b was least recent
+    assert videos.nbytes <= videos.budget_bytes
+    small = TaskVideos(fetcher, budget_bytes=5)
+    assert small.get("/v/too-large.mp4", 1) == b"png bytes of /v/too-large.mp4" and small.nbytes == 0  # not kept

@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                workers=settings.workers, sam2_model=settings.sam2_model,
                                detector_model=settings.detector_model, concept_model=settings.concept_model,
                                concept_threshold=settings.concept_threshold, max_instances=settings.max_instances,
-                               exemplar_labels=settings.exemplar_labels, video_frames=settings.video_frames)
+                               exemplar_labels=settings.exemplar_labels, video_frames=settings.video_frames,
+                               video_cache_bytes=settings.video_cache_mb * 2**20)
     predictor = Predictor(client, TaskImages(fetcher), options, metrics)
     app = create_app(predictor, metrics, settings.basic_auth)
     log.info("serving the Label Studio ML backend on http://%s:%d for labelgate at %s", settings.host, settings.port,

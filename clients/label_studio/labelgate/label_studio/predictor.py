@@ -33,6 +33,7 @@ from labelgate.label_studio.prompts import InteractivePrompt, LabeledBox, prompt
 from labelgate.label_studio.refinement import RefineMemory
 from labelgate.label_studio.regions import brush_region, polygon_regions, rectangle_region
 from labelgate.label_studio.task_images import TaskImages
+from labelgate.label_studio.task_videos import DEFAULT_BUDGET_BYTES, TaskVideos
 from labelgate.label_studio.video import video_tracks
 from labelgate.label_studio.video_tracker import track_regions
 
@@ -57,6 +58,7 @@ class PredictorOptions:
     max_instances: int = 0  # per concept request, 0 = labelgate's default
     exemplar_labels: tuple[str, ...] = ()  # RectangleLabels labels whose boxes are exemplars
     video_frames: int = 0  # frames a video box is tracked past its last keyframe, 0 = to the end
+    video_cache_bytes: int = DEFAULT_BUDGET_BYTES  # task videos kept for the next tracking request
 
 
 class Predictor:
@@ -69,6 +71,7 @@ class Predictor:
         self._version: tuple[float, str] | None = None
         self._version_lock = threading.Lock()
         self.refinements = RefineMemory()
+        self.videos = TaskVideos(images.fetcher, options.video_cache_bytes)
 
     def close(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
@@ -126,7 +129,7 @@ class Predictor:
         reference, task_id = _image_reference(tasks[0], config)
         with self.metrics.time("video"):
             try:
-                track_regions(self.client, self.images.fetcher.fetch(reference, task_id), tracks,
+                track_regions(self.client, self.videos.get(reference, task_id), tracks,
                               frames=self.options.video_frames, model=self.options.sam2_model)
             except Exception:
                 self.metrics.count_tasks("video", ok=0, failed=1)

@@ -31,6 +31,7 @@ class BackendSettings:
     max_instances: int
     exemplar_labels: tuple[str, ...]
     video_frames: int
+    video_cache_mb: int
     log_level: str
 
     @property
@@ -96,6 +97,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     parser.add_argument("--video-frames", type=int, default=env("LABELGATE_LS_VIDEO_FRAMES", default="0"),
                         help="frames a video box is tracked past its last keyframe, 0 = to the end of the clip "
                              "[LABELGATE_LS_VIDEO_FRAMES, 0]")
+    parser.add_argument("--video-cache-mb", type=int, default=env("LABELGATE_LS_VIDEO_CACHE_MB", default="512"),
+                        help="MiB of task videos kept in memory, so that tracking another box in the same video does not "
+                             "download it again; 0 keeps none [LABELGATE_LS_VIDEO_CACHE_MB, 512]")
     parser.add_argument("--log-level", default=env("LABELGATE_LS_LOG_LEVEL", default="INFO"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="[LABELGATE_LS_LOG_LEVEL, INFO]")
     args = parser.parse_args(argv)
@@ -116,6 +120,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
         parser.error(f"--max-instances must be 0 (labelgate's default) or more, got {args.max_instances}")
     if args.video_frames < 0:
         parser.error(f"--video-frames must be 0 (to the end of the clip) or more, got {args.video_frames}")
+    if args.video_cache_mb < 0:
+        parser.error(f"--video-cache-mb must be 0 (keep no videos) or more, got {args.video_cache_mb}")
     if args.exemplar_labels and not args.concept_model:
         parser.error("--exemplar-labels needs --concept-model: exemplar boxes go to a concept model (kind sam3)")
     if args.label_studio_url and not args.label_studio_url.startswith(("http://", "https://")):
