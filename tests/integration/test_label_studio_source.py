@@ -100,7 +100,7 @@ def labeled(server, label_studio, project, tmp_path_factory, monkeypatch_module)
     work = tmp_path_factory.mktemp("job")
     ontology = work / "ontology.json"
     ontology.write_text(json.dumps(ONTOLOGY))
-    argv = ("--ontology", str(ontology), "--out", str(work / "out"), "--push-predictions", "--format", "coco,yolo")
+    argv = ("--ontology", str(ontology), "--out", str(work / "out"), "--push-predictions", "--format", "coco,yolo,label-studio")
     first = _label(server, label_studio.token, f"ls://{label_studio.url.removeprefix('http://')}/{project_id}", *argv)
     after_first = _predictions(label_studio, project_id)
     personal_access_token = label_studio.api("POST", "/api/token/")["token"]  # a JWT refresh token
@@ -137,6 +137,14 @@ def test_every_task_is_downloaded_with_the_key_and_labeled_once_per_content(labe
         name = key.split("/", 1)[1]
         expected = by_name.get(name) or files[UPLOADED]  # Label Studio prefixes an upload's name
         assert image.content_hash == hashlib.sha256(expected).hexdigest()
+
+
+def test_the_tasks_json_points_at_the_images_where_label_studio_keeps_them(labeled, project):
+    _, tasks = project
+    exported = json.loads((labeled["out"] / "label-studio" / "tasks.json").read_text())
+    by_key = {task["data"]["key"]: task["data"]["image"] for task in exported}
+    assert by_key == {f"task-{task_id}/{task['data']['image'].rsplit('/', 1)[-1]}": task["data"]["image"]
+                      for task_id, task in tasks.items()}  # uploads and local files alike, not a local-files guess
 
 
 def test_each_task_gets_one_prediction_that_decodes_to_the_stored_masks(labeled, project):

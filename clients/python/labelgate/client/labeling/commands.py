@@ -180,7 +180,10 @@ def _label_source(args: argparse.Namespace, source: str) -> int:
             return remote.push(manifest, images, ontology, provenance, args.out,
                                exporter_options(ontology, _export_options(args)))
 
-        return _finish(args, manifest, ontology, models, tasks, formats, counters, push if remote is not None else None)
+        # A Label Studio source's tasks JSON points at the images where Label Studio keeps them.
+        image_urls = remote.image_references(args.glob) if remote is not None and "label-studio" in formats else {}
+        return _finish(args, manifest, ontology, models, tasks, formats, counters, push if remote is not None else None,
+                       {"image_urls": image_urls} if image_urls else {})
 
 
 def _export_only(args: argparse.Namespace) -> int:
@@ -214,11 +217,13 @@ def _merge(args: argparse.Namespace, shards: list[Path]) -> int:
 
 
 def _finish(args, manifest: Manifest, ontology: Ontology, models: ModelChoice, tasks, formats, counters,
-            push: Callable[[Provenance], list[str]] | None = None) -> int:
-    """Exports, pushes to the source's tool (`push`, given a remote source), writes and prints the summary."""
+            push: Callable[[Provenance], list[str]] | None = None, source_options: dict | None = None) -> int:
+    """Exports, pushes to the source's tool (`push`, given a remote source), writes and prints the summary.
+    `source_options`: exporter options that only the source knows (see _label_source)."""
     val_fraction = _val_fraction(args, manifest)
     provenance = _provenance(args, manifest, ontology, models)
-    report = export_dataset(manifest, ontology, tasks, provenance, args.out, formats, val_fraction, _export_options(args))
+    report = export_dataset(manifest, ontology, tasks, provenance, args.out, formats, val_fraction,
+                            {**_export_options(args), **(source_options or {})})
     summary = summary_dict(counters, report, manifest.counts(), ontology.class_names, push(provenance) if push else [])
     write_summary(summary, args.out)
     print("\n".join(summary_lines(summary, args.out)))

@@ -86,7 +86,7 @@ class LabelStudioProject:
         reference = (task.get("data") or {}).get(self.controls.image_field, "")
         revision = json.dumps([reference, task.get("updated_at", "")])
         return RemoteItem(f"task-{task_id}/{file_name(reference)}", f"{self.source_prefix}{task_id}", revision,
-                          lambda: self.api.image_bytes(reference, task_id))
+                          lambda: self.api.image_bytes(reference, task_id), reference)
 
 
 def file_name(reference: str) -> str:

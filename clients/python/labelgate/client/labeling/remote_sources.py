@@ -94,6 +94,10 @@ class RemoteSource:
     def items(self, glob: str) -> Iterator[RemoteItem]:
         return keeping_images((item for item in self._listing() if keep_key(item.key, glob)), self._keep, self._manifest)
 
+    def image_references(self, glob: str) -> dict[str, str]:
+        """Each image's key -> the tool's own name for it, where it has one (Label Studio tasks)."""
+        return {item.key: item.reference for item in self._listing() if item.reference and keep_key(item.key, glob)}
+
     def push(self, manifest: Manifest, images: Iterable[LabeledImage], ontology: Ontology, provenance: Provenance,
              out_dir: Path, export_options: dict) -> list[str]:
         return self._push(manifest, images, ontology, provenance, out_dir, export_options) if self._push else []

@@ -39,12 +39,14 @@ class SourceItem:
 class RemoteItem:
     """An image read through an API (a Label Studio task, a CVAT frame): `source` is its URL, `revision`
     changes whenever its bytes may have (so a rerun downloads only what may have changed), `fetch`
-    downloads it (raising OSError on failure, which the job logs as a failed image)."""
+    downloads it (raising OSError on failure, which the job logs as a failed image); `reference` is the
+    image as the tool's task names it (Label Studio: the data field), for exports that point back at it."""
 
     key: str
     source: str
     revision: str
     fetch: Callable[[], bytes]
+    reference: str = ""
 
     def stamp(self) -> tuple[int, int]:
         """(-1, a hash of the revision) in the manifest's (size, mtime) columns: no file has size -1."""

@@ -9,7 +9,7 @@ A mask is a `brushlabels` region in Label Studio's own brush RLE, a boxes-only o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
@@ -29,9 +29,10 @@ DEFAULT_IMAGE_URL = "/data/local-files/?d={key}"
 
 
 def export_label_studio(images: Iterable[LabeledImage], classes: Sequence[str], provenance: Provenance, out_dir: Path,
-                        *, image_url: str = DEFAULT_IMAGE_URL, brush_from_name: str = "brush",
-                        box_from_name: str = "box", to_name: str = "image", **_) -> list[Path]:
-    """`image_url`: the task's `data.image`, a template with {key} (URL-quoted) and {source}.
+                        *, image_url: str = DEFAULT_IMAGE_URL, image_urls: Mapping[str, str] | None = None,
+                        brush_from_name: str = "brush", box_from_name: str = "box", to_name: str = "image", **_) -> list[Path]:
+    """`image_url`: the task's `data.image`, a template with {key} (URL-quoted) and {source};
+    `image_urls`: key -> `data.image` for the images that have their own (a Label Studio source's).
     Tasks are written one by one into a JSON list; every image gets a prediction, an empty one when
     nothing was found (so the project shows which images the model has seen)."""
     out_dir = Path(out_dir)
@@ -44,7 +45,8 @@ def export_label_studio(images: Iterable[LabeledImage], classes: Sequence[str], 
             for obj in image.objects:
                 known_class(obj, index, image)
             task = {
-                "data": {"image": image_url.format(key=quote(image.key), source=image.source), "key": image.key,
+                "data": {"image": (image_urls or {}).get(image.key) or image_url.format(key=quote(image.key), source=image.source),
+                         "key": image.key,
                          "split": image.split},
                 "predictions": [prediction(image, version, brush_from_name, box_from_name, to_name)],
             }
