@@ -35,6 +35,11 @@ class FrameSource(ABC):
         """Whether frame `index`'s pixels were given up (a long stream keeps only a window of them)."""
         return False
 
+    def content_key(self, index: int) -> bytes | None:
+        """A digest of frame `index`'s content, equal for equal frames of any session, so that they
+        can share work; None where the source cannot tell cheaply."""
+        return None
+
     @property
     def nbytes(self) -> int:
         """Memory the source holds (encoded data and decoded frames it caches)."""

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from labelgate.models.sam2.frame_features import SharedFrameFeatures
 from labelgate.models.sam2.torch_backend import Sam2TorchBackend
 from labelgate.models.sam2.video_session import Sam2TrackingSession
 from labelgate.models.video_tracking import FrameSource, TrackingSession, VideoTrackingBackend
@@ -33,16 +34,18 @@ def video_predictor_sharing(model: torch.nn.Module, config: str, overrides: Sequ
 
 class Sam2TrackingTorchBackend(Sam2TorchBackend, VideoTrackingBackend):
     predictor: torch.nn.Module
+    shared_frames: SharedFrameFeatures | None = None  # encoder outputs its sessions hand each other
 
     @classmethod
     def from_checkpoint(cls, config: str, checkpoint: Path | None, device: str, overrides: Sequence[str] = (), name: str = "",
                         dtype: str = "fp32") -> "Sam2TrackingTorchBackend":
         backend = super().from_checkpoint(config, checkpoint, device, overrides, name=name, dtype=dtype)
         backend.predictor = video_predictor_sharing(backend.model, config, overrides)
+        backend.shared_frames = SharedFrameFeatures()
         return backend
 
     def open_video(self, frames: FrameSource, window: int, long_clip: bool = False) -> TrackingSession:
-        return Sam2TrackingSession(self.predictor, frames, window, self.tracking_autocast, long_clip)
+        return Sam2TrackingSession(self.predictor, frames, window, self.tracking_autocast, long_clip, self.shared_frames)
 
     def tracking_autocast(self) -> contextlib.ExitStack:
         """bf16 autocast whatever --dtype, on CPU too: upstream's video predictor stores its memories

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 import sam2.sam2_video_predictor as upstream
+from labelgate.models.sam2.frame_features import SharedFrameFeatures
 from labelgate.models.video_tracking import FrameSource, TrackedFrame, TrackedObject, TrackingSession, TrackPrompt
 
 # sam2's loaders normalise with these (sam2.utils.misc.load_video_frames).
@@ -84,10 +85,12 @@ def new_inference_state(predictor, frames: LazyFrames, height: int, width: int) 
 
 class Sam2TrackingSession(TrackingSession):
     def __init__(self, predictor, frames: FrameSource, window: int, autocast: Callable[[], contextlib.AbstractContextManager],
-                 long_clip: bool = False):
+                 long_clip: bool = False, shared: SharedFrameFeatures | None = None):
+        """`shared`: the encoder outputs of frames other sessions of this predictor tracked last."""
         if window < 1:
             raise ValueError(f"window must be >= 1 frame, got {window}")
         self.predictor, self.frames, self.window, self._autocast = predictor, frames, window, autocast
+        self._shared = shared
         # The clip length SAM 2 is told is only used to cap its object pointers at min(length, this):
         # at or past it, a clip's length changes nothing, so a growing clip is told at least this.
         self._least_length = predictor.max_obj_ptrs_in_encoder if long_clip else 0
@@ -115,6 +118,7 @@ class Sam2TrackingSession(TrackingSession):
 
     def add_prompt(self, prompt: TrackPrompt) -> TrackedFrame:
         self._count_frames()
+        self._reuse_features(prompt.frame_index)
         with torch.inference_mode(), self._autocast():
             if prompt.mask is not None:
                 frame_index, obj_ids, logits = self.predictor.add_new_mask(
@@ -126,6 +130,7 @@ class Sam2TrackingSession(TrackingSession):
                     points=prompt.points if has_points else None, labels=prompt.labels if has_points else None,
                     box=prompt.box)
         self.frames_tracked += 1
+        self._share_features(frame_index)
         return self._tracked(frame_index, obj_ids, logits)
 
     def propagate(self, start_frame: int, reverse: bool, max_frames: int) -> Iterator[TrackedFrame]:
@@ -136,13 +141,17 @@ class Sam2TrackingSession(TrackingSession):
             limit = min(limit, max_frames - 1)
         steps = self.predictor.propagate_in_video(self.state, start_frame_idx=start_frame, max_frame_num_to_track=limit,
                                                   reverse=reverse)
+        upcoming = start_frame  # upstream's passes go frame by frame from the start
         try:
             while True:
+                self._reuse_features(upcoming)
                 with torch.inference_mode(), self._autocast():
                     step = next(steps, None)
                 if step is None:
                     return
                 frame_index, obj_ids, logits = step
+                upcoming = frame_index - 1 if reverse else frame_index + 1
+                self._share_features(frame_index)
                 self.frames_tracked += 1
                 self._forget_outside_window(frame_index)
                 yield self._tracked(frame_index, obj_ids, logits)
@@ -155,6 +164,27 @@ class Sam2TrackingSession(TrackingSession):
     def _count_frames(self) -> None:
         """Frames appended since the last call: upstream reads the clip's length from the state."""
         self.state["num_frames"] = max(self.frames.num_frames, self._least_length)
+
+    def _reuse_features(self, index: int) -> None:
+        """Frame `index`'s encoder output from another session, where one has it: upstream's
+        `_get_image_feature` reads its one-frame cache before running the encoder."""
+        key = self._content_key(index)
+        if key is None or index in self.state["cached_features"]:
+            return
+        entry = self._shared.get(key)
+        if entry is not None:
+            self.state["cached_features"] = {index: entry}
+
+    def _share_features(self, index: int) -> None:
+        key = self._content_key(index)
+        entry = self.state["cached_features"].get(index)
+        if key is not None and entry is not None:
+            self._shared.put(key, entry)
+
+    def _content_key(self, index: int) -> bytes | None:
+        if self._shared is None or not 0 <= index < self.frames.num_frames:
+            return None
+        return self.frames.content_key(index)
 
     def _forget_outside_window(self, current: int) -> None:
         """Drops the non-conditioning outputs `window` or more frames away from `current` (the prompted

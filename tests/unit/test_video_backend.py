@@ -3,6 +3,8 @@ same code path, so bit-identical masks (not close: equal)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,38 @@ def test_max_frames_and_scores(backend, clip):
     frames = list(session.propagate(2, False, 3))
     assert [f.frame_index for f in frames] == [2, 3, 4]
     assert all(0.0 <= o.score <= 1.0 for f in frames for o in f.objects)
+
+
+class KeyedFrames(ArrayFrames):
+    """Frames that say which are equal: sessions on them share the image encoder's outputs."""
+
+    def content_key(self, index):
+        return hashlib.blake2b(self.frames[index].tobytes(), digest_size=16).digest()
+
+
+def interleaved(backend, frames_type, pixels):
+    """Two sessions on the same frames (a box, a click) stepped in turn, as a CVAT tracker's one
+    session per shape does; returns each session's masks and how often the image encoder ran."""
+    calls = []
+    hook = backend.predictor.image_encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        sessions = [backend.open_video(frames_type(pixels), NUM_FRAMES) for _ in range(2)]
+        first = [sessions[0].add_prompt(prompts()[0]), sessions[1].add_prompt(prompts()[1])]
+        masks = [[f.objects[0].mask for f in first[i:i + 1]] for i in range(2)]
+        for steps in zip(*(session.propagate(0, False, 0) for session in sessions)):
+            for i, frame in enumerate(steps):
+                masks[i].append(frame.objects[0].mask)
+    finally:
+        hook.remove()
+    return masks, len(calls)
+
+
+def test_sessions_on_equal_frames_run_the_encoder_once_per_frame_with_the_same_masks(backend, clip):
+    _, pixels = clip
+    alone, alone_calls = interleaved(backend, ArrayFrames, pixels)  # no content keys: nothing shared
+    shared, shared_calls = interleaved(backend, KeyedFrames, pixels)
+    assert alone_calls == 2 * NUM_FRAMES and shared_calls == NUM_FRAMES
+    for ours, theirs in zip(shared, alone):
+        assert len(ours) == len(theirs) == NUM_FRAMES + 1
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)

@@ -7,7 +7,8 @@ computed by labelgate (its video tracker, with memory of the earlier frames). Ru
 
 Without `server`, LABELGATE_SERVER (and LABELGATE_AUTH_TOKEN / LABELGATE_TLS_CA) name the server.
 Each tracked shape is one labelgate video session (see labelgate_cvat.tracks): its state here is
-the session id, so the server's --video-max-sessions bounds how many shapes track at once. A
+the session id, so the server's --video-max-sessions bounds how many shapes track at once (the
+sessions share the server's image-encoder work on each frame: it is sent as the same bytes). A
 session the server no longer has (idle past --video-session-ttl-s, or a restart) starts again from
 the shape last returned, on the frame at hand.
 """
