@@ -140,14 +140,15 @@ class VideoService:
                     steps = session.tracking.propagate(start, reverse, query.max_frames)
                     try:
                         while not session.closed:
-                            tracked = await self._tracking.run(next, steps, None)
+                            tracked, encoded = await self._tracking.run(_next_encoded, steps, session.frames, formats,
+                                                                        query.object_ids)
                             if tracked is None:
                                 break
                             session.last_used = self.sessions.clock()
                             self.sessions.check_bytes(session)
                             if reverse and len(passes) == 2 and tracked.frame_index == start:
                                 continue  # sent by the forward pass
-                            yield await self._tracking.run(_encoded, tracked, session.frames, formats, query.object_ids)
+                            yield encoded
                     finally:
                         steps.close()
                     self._check_open(session)  # closed mid-stream: end with why, not as if the clip were done
@@ -301,6 +302,13 @@ def _mask_from_png(data: bytes, frames: FrameSource, what: str) -> np.ndarray:
     if mask.shape != (frames.height, frames.width):
         raise InvalidInput(f"{what}: mask_png is {mask.shape[1]}x{mask.shape[0]}, the frames are {frames.width}x{frames.height}")
     return mask > 0
+
+
+def _next_encoded(steps, frames: FrameSource, formats: tuple[str, ...],
+                  object_ids: tuple[int, ...]) -> tuple[TrackedFrame | None, EncodedFrame | None]:
+    """The next frame of a pass and its encoded masks, in one call on the tracking thread."""
+    tracked = next(steps, None)
+    return tracked, None if tracked is None else _encoded(tracked, frames, formats, object_ids)
 
 
 def _encoded(tracked: TrackedFrame, frames: FrameSource, formats: tuple[str, ...], object_ids: tuple[int, ...]) -> EncodedFrame:
