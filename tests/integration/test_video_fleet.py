@@ -111,6 +111,37 @@ async def test_the_async_session_is_reopened_too(replicas, clip, uninterrupted):
     assert same_frames(tracked, uninterrupted)
 
 
+async def test_the_async_fleet_client_keeps_a_clip_and_an_image_on_their_replicas(replicas, clip, uninterrupted):
+    from labelgate.client import AsyncAffinityClient, ImageId
+
+    async with AsyncAffinityClient(list(replicas)) as client:
+        holder = client.endpoint_for_video(clip)
+        before = {address: opened_videos(replica) for address, replica in replicas.items()}
+        tracked = [frame async for frame in client.track(clip, PROMPTS)]
+        assert same_frames(tracked, uninterrupted)
+        assert {address: opened_videos(r) - before[address] for address, r in replicas.items()} == {
+            address: int(address == holder) for address in replicas}
+
+        session = await client.open_video(clip)
+        async with session:
+            assert session.client.target == holder
+            await session.add_prompts(PROMPTS)
+            replicas[holder].stub().CloseVideo(pb.CloseVideoRequest(session_id=session.session_id))
+            assert same_frames([frame async for frame in session.propagate()], uninterrupted)
+            assert session.reopens == 1 and session.client.target == holder
+
+        # The replicas share no cache: a click by id is a hit only on the replica that embedded the image.
+        images = {}
+        for size in range(40, 80):
+            data = encode_image(moving_shapes(1, size, size)[0])
+            images.setdefault(client.endpoint_for(data), data)
+        assert len(images) == 2  # one image ranked first by each replica
+        for data in images.values():
+            embedded = await client.embed(data)
+            clicked = await client.segment(ImageId(embedded.image_id), points=[(5, 5)])
+            assert clicked.cache_hit and clicked.image_id == embedded.image_id
+
+
 def test_a_replica_gone_mid_session_hands_it_to_the_video_s_next_replica(replicas, demo_weights, tmp_path):
     doomed = start_server(tmp_path, demo_weights, "--gdino-model", "")
     try:

@@ -7,7 +7,7 @@ from collections import Counter
 import grpc
 import pytest
 
-from labelgate.client import AffinityClient, endpoints_from_dns, rank_endpoints
+from labelgate.client import AffinityClient, AsyncAffinityClient, endpoints_from_dns, rank_endpoints
 from labelgate.client.errors import LabelgateClientError
 from labelgate.client.results import ModelInfo
 
@@ -78,3 +78,19 @@ def test_a_fleet_with_every_replica_down_says_so(monkeypatch):
     with pytest.raises(LabelgateClientError) as caught:
         fleet.list_models()
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+class _AsyncReplica(_Replica):
+    async def list_models(self, **kwargs):
+        return _Replica.list_models(self, **kwargs)
+
+
+async def test_the_async_fleet_lists_models_as_the_sync_one(monkeypatch):
+    replicas = {"a:1": _AsyncReplica([_model("sam2", "v1"), _model("sam3", "v3")]), "b:1": _AsyncReplica(down=True),
+                "c:1": _AsyncReplica([_model("sam2", "v1")])}
+    monkeypatch.setattr(AsyncAffinityClient, "client", lambda self, endpoint: replicas[endpoint])
+    assert [m.name for m in await AsyncAffinityClient(list(replicas)).list_models()] == ["sam2"]
+    down = {"a:1": _AsyncReplica(down=True)}
+    monkeypatch.setattr(AsyncAffinityClient, "client", lambda self, endpoint: down[endpoint])
+    with pytest.raises(LabelgateClientError):
+        await AsyncAffinityClient(list(down)).list_models()

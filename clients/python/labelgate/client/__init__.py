@@ -13,6 +13,7 @@ Light on purpose: grpcio, protobuf, numpy, pillow and pycocotools only (no torch
 """
 
 from labelgate.client.affinity import AffinityClient, endpoints_from_dns, rank_endpoints
+from labelgate.client.async_affinity import AsyncAffinityClient
 from labelgate.client.async_client import AsyncClient
 from labelgate.client.client import Client
 from labelgate.client.errors import LabelgateClientError
@@ -30,6 +31,7 @@ from labelgate.client.results import (
 
 __all__ = [
     "AffinityClient",
+    "AsyncAffinityClient",
     "AsyncClient",
     "Client",
     "DetectResult",

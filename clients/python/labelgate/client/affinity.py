@@ -80,21 +80,83 @@ def common_models(listings: dict[str, list]) -> list:
     return [model for model in first if all(any(m.name == model.name for m in other) for other in listings.values())]
 
 
-class AffinityClient:
-    """`Client`'s image methods over several replicas, each image pinned to one of them.
-
-    `client_options` go to every per-endpoint `Client` (timeout, TLS, token, retry, ...).
-    Thread-safe, like `Client`.
-    """
+class FleetRouting:
+    """What the sync and asyncio fleet clients share: the endpoints, the routing keys of the image
+    ids they were given, and one client per endpoint (made by `_new_client`)."""
 
     def __init__(self, endpoints: Sequence[str], **client_options):
         self.endpoints = list(dict.fromkeys(endpoints))
         if not self.endpoints:
-            raise ValueError("AffinityClient needs at least one endpoint")
+            raise ValueError(f"{type(self).__name__} needs at least one endpoint")
         self._options = client_options
-        self._clients: dict[str, Client] = {}
+        self._clients: dict = {}
         self._keys: OrderedDict[str, bytes] = OrderedDict()  # image_id -> routing key
         self._lock = threading.Lock()
+
+    def endpoint_for(self, image: ImageLike | ImageId) -> str:
+        """The replica that serves `image` while every replica is up."""
+        return rank_endpoints(self._route(image)[1], self.endpoints)[0]
+
+    def endpoint_for_video(self, video) -> str:
+        """The replica that holds `video`'s sessions while every replica is up."""
+        return rank_endpoints(video_key(open_video_request(video)), self.endpoints)[0]
+
+    def client(self, endpoint: str):
+        with self._lock:
+            if endpoint not in self._clients:
+                self._clients[endpoint] = self._new_client(endpoint, **self._options)
+            return self._clients[endpoint]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoints!r})"
+
+    def _new_client(self, endpoint: str, **options):
+        raise NotImplementedError
+
+    def _take_clients(self) -> list:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        return clients
+
+    def _route(self, image: ImageLike | ImageId) -> tuple[bytes | ImageId, bytes]:
+        """(what to send: encoded bytes or the id, the routing key)."""
+        if isinstance(image, ImageId):
+            with self._lock:
+                key = self._keys.get(str(image))
+            return image, key if key is not None else str(image).encode()
+        data = encode_image(image)
+        return data, digest(data)
+
+    def _video_clients(self, request) -> list:
+        return [self.client(endpoint) for endpoint in rank_endpoints(video_key(request), self.endpoints)]
+
+    def _remember(self, image_id: str, key: bytes) -> None:
+        if not image_id:
+            return
+        with self._lock:
+            self._keys[image_id] = key
+            self._keys.move_to_end(image_id)
+            while len(self._keys) > DEFAULT_REMEMBERED_IDS:
+                self._keys.popitem(last=False)
+
+
+def moves_on(error: LabelgateClientError, index: int, count: int) -> bool:
+    """Whether a call that failed on the `index`-th of `count` ranked endpoints goes to the next."""
+    return error.code == grpc.StatusCode.UNAVAILABLE and index + 1 < count
+
+
+def skips_listing(error: LabelgateClientError, endpoint: str, endpoints: Sequence[str], listed: int) -> bool:
+    """Whether `list_models` goes on without a replica that failed: one that is down, unless it was
+    the last and none answered."""
+    return error.code == grpc.StatusCode.UNAVAILABLE and not (endpoint == endpoints[-1] and not listed)
+
+
+class AffinityClient(FleetRouting):
+    """`Client`'s image methods over several replicas, each image pinned to one of them.
+
+    `client_options` go to every per-endpoint `Client` (timeout, TLS, token, retry, ...).
+    Thread-safe, like `Client`. `AsyncAffinityClient` is the same for asyncio.
+    """
 
     def embed(self, image: ImageLike | ImageId, *args, **kwargs):
         return self._call("embed", image, args, kwargs)
@@ -116,10 +178,6 @@ class AffinityClient:
         request = open_video_request(video, model, stream)
         return VideoSession(self._video_clients(request), request, timeout=timeout).open()
 
-    def endpoint_for_video(self, video) -> str:
-        """The replica that holds `video`'s sessions while every replica is up."""
-        return rank_endpoints(video_key(open_video_request(video)), self.endpoints)[0]
-
     def list_models(self, **kwargs):
         """The models every reachable replica serves, as the first one lists them. Replicas serving
         one name at different weights versions (a rollout half done) are refused: the answers
@@ -129,24 +187,12 @@ class AffinityClient:
             try:
                 listings[endpoint] = self.client(endpoint).list_models(**kwargs)
             except LabelgateClientError as error:
-                if error.code != grpc.StatusCode.UNAVAILABLE or endpoint == self.endpoints[-1] and not listings:
+                if not skips_listing(error, endpoint, self.endpoints, len(listings)):
                     raise
         return common_models(listings)
 
-    def endpoint_for(self, image: ImageLike | ImageId) -> str:
-        """The replica that serves `image` while every replica is up."""
-        return rank_endpoints(self._route(image)[1], self.endpoints)[0]
-
-    def client(self, endpoint: str) -> Client:
-        with self._lock:
-            if endpoint not in self._clients:
-                self._clients[endpoint] = Client(endpoint, **self._options)
-            return self._clients[endpoint]
-
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        for client in self._take_clients():
             client.close()
 
     def __enter__(self) -> "AffinityClient":
@@ -155,20 +201,8 @@ class AffinityClient:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"AffinityClient({self.endpoints!r})"
-
-    def _route(self, image: ImageLike | ImageId) -> tuple[bytes | ImageId, bytes]:
-        """(what to send: encoded bytes or the id, the routing key)."""
-        if isinstance(image, ImageId):
-            with self._lock:
-                key = self._keys.get(str(image))
-            return image, key if key is not None else str(image).encode()
-        data = encode_image(image)
-        return data, digest(data)
-
-    def _video_clients(self, request) -> list[Client]:
-        return [self.client(endpoint) for endpoint in rank_endpoints(video_key(request), self.endpoints)]
+    def _new_client(self, endpoint: str, **options) -> Client:
+        return Client(endpoint, **options)
 
     def _call(self, method: str, image: ImageLike | ImageId, args: tuple, kwargs: dict):
         payload, key = self._route(image)
@@ -177,17 +211,8 @@ class AffinityClient:
             try:
                 result = getattr(self.client(endpoint), method)(payload, *args, **kwargs)
             except LabelgateClientError as error:
-                if error.code == grpc.StatusCode.UNAVAILABLE and index + 1 < len(ranked):
+                if moves_on(error, index, len(ranked)):
                     continue
                 raise
             self._remember(result.image_id, key)
             return result
-
-    def _remember(self, image_id: str, key: bytes) -> None:
-        if not image_id:
-            return
-        with self._lock:
-            self._keys[image_id] = key
-            self._keys.move_to_end(image_id)
-            while len(self._keys) > DEFAULT_REMEMBERED_IDS:
-                self._keys.popitem(last=False)
