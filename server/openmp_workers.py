@@ -53,7 +53,7 @@ async def in_worker_thread(function: Callable[..., T], *args) -> T:
 
 
 def _find_pause_all() -> Callable[[int], int]:
-    path = _loaded_libgomp()
+    path = loaded_libgomp()
     if path is None:
         log.debug("libgomp is not loaded (no OpenMP, or another runtime): threads keep their workers")
         return lambda kind: 0
@@ -64,7 +64,8 @@ def _find_pause_all() -> Callable[[int], int]:
         return lambda kind: 0
 
 
-def _loaded_libgomp() -> str | None:
+def loaded_libgomp() -> str | None:
+    """The path of the libgomp this process has loaded, if any (Linux)."""
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:

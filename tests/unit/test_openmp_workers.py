@@ -7,13 +7,16 @@ import pytest
 import torch
 
 from labelgate.server.batcher import DynamicBatcher
-from labelgate.server.openmp_workers import in_worker_thread, released_after
+from labelgate.server.openmp_workers import loaded_libgomp, in_worker_thread, released_after
 from openmp_threads import eventually, parallel_op
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and names threads with prctl"),
     pytest.mark.skipif(torch.get_num_threads() < 2, reason="one intra-op thread: OpenMP starts no team"),
+    pytest.mark.skipif(loaded_libgomp() is None, reason="PyTorch here does not run on libgomp"),
 ]
+
+
 def test_a_thread_keeps_its_team_unless_released():
     with ThreadPoolExecutor(1) as plain, ThreadPoolExecutor(1) as releasing:
         assert plain.submit(parallel_op, "lg-plain").result() > 1  # the team exists while it runs

@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from labelgate.server.openmp_workers import loaded_libgomp
 from labelgate.server.tracking_thread import TrackingThread
 from openmp_threads import eventually, parallel_op, threads_named
 
@@ -54,7 +55,8 @@ async def test_a_cancelled_caller_waits_for_the_running_call(tracking):
     assert finished.is_set()  # the caller's lock on the session is released only after the step
 
 
-@pytest.mark.skipif(sys.platform != "linux" or torch.get_num_threads() < 2, reason="counts OpenMP workers in /proc")
+@pytest.mark.skipif(sys.platform != "linux" or torch.get_num_threads() < 2 or loaded_libgomp() is None,
+                    reason="counts libgomp's workers in /proc")
 async def test_the_team_is_kept_between_steps_and_handed_back_when_idle(tracking):
     assert await tracking.run(parallel_op, "lg-tracking") > 1
     assert threads_named("lg-tracking") > 1  # kept for the next step (released only after 1 s idle)
