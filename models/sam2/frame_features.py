@@ -1,39 +1,45 @@
-"""Image-encoder outputs of the frames tracked last, shared by all sessions of one SAM 2 model.
+"""Image-encoder outputs of frames, shared by all sessions of one SAM 2 model.
 
 A CVAT tracker opens one session per shape, and every session steps through the same frames: each
 ran SAM 2's image encoder (most of a step's cost) on every frame again and kept its own copy of the
 result. Sessions now hand a frame's encoder output to the next session that tracks an equal frame,
 known by its content key (a digest of the frame's bytes, see FrameSource.content_key). The output
 is what upstream's `_get_image_feature` caches for one frame, reused unchanged, so the masks are
-the same bit for bit; only the last `capacity` frames are held.
+the same bit for bit. Entries are held weakly: one lives as long as a session still has it as its
+cached frame, so sharing holds no memory of its own (and none outside the sessions' budgets).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import weakref
 
-DEFAULT_CAPACITY = 2
+
+class FrameFeatures:
+    """One frame's encoder output as upstream caches it, `(image, backbone_out)`; sessions hold it."""
+
+    __slots__ = ("value", "__weakref__")
+
+    def __init__(self, value: tuple):
+        self.value = value
 
 
 class SharedFrameFeatures:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY):
-        self.capacity = capacity
-        self._entries: OrderedDict[bytes, tuple] = OrderedDict()
+    def __init__(self):
+        self._entries: weakref.WeakValueDictionary[bytes, FrameFeatures] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
         self.hits = 0
 
-    def get(self, key: bytes) -> tuple | None:
+    def get(self, key: bytes) -> FrameFeatures | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
-                self._entries.move_to_end(key)
                 self.hits += 1
             return entry
 
-    def put(self, key: bytes, entry: tuple) -> None:
+    def put(self, key: bytes, entry: FrameFeatures) -> None:
         with self._lock:
             self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

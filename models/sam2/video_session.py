@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 import sam2.sam2_video_predictor as upstream
-from labelgate.models.sam2.frame_features import SharedFrameFeatures
+from labelgate.models.sam2.frame_features import FrameFeatures, SharedFrameFeatures
 from labelgate.models.video_tracking import FrameSource, TrackedFrame, TrackedObject, TrackingSession, TrackPrompt
 
 # sam2's loaders normalise with these (sam2.utils.misc.load_video_frames).
@@ -91,6 +91,7 @@ class Sam2TrackingSession(TrackingSession):
             raise ValueError(f"window must be >= 1 frame, got {window}")
         self.predictor, self.frames, self.window, self._autocast = predictor, frames, window, autocast
         self._shared = shared
+        self._held: FrameFeatures | None = None  # the cached frame's features, as others may share them
         # The clip length SAM 2 is told is only used to cap its object pointers at min(length, this):
         # at or past it, a clip's length changes nothing, so a growing clip is told at least this.
         self._least_length = predictor.max_obj_ptrs_in_encoder if long_clip else 0
@@ -160,6 +161,7 @@ class Sam2TrackingSession(TrackingSession):
 
     def close(self) -> None:
         self.state.clear()
+        self._held = None
 
     def _count_frames(self) -> None:
         """Frames appended since the last call: upstream reads the clip's length from the state."""
@@ -171,15 +173,19 @@ class Sam2TrackingSession(TrackingSession):
         key = self._content_key(index)
         if key is None or index in self.state["cached_features"]:
             return
-        entry = self._shared.get(key)
-        if entry is not None:
-            self.state["cached_features"] = {index: entry}
+        held = self._shared.get(key)
+        if held is not None:
+            self.state["cached_features"] = {index: held.value}
+            self._held = held
 
     def _share_features(self, index: int) -> None:
         key = self._content_key(index)
-        entry = self.state["cached_features"].get(index)
-        if key is not None and entry is not None:
-            self._shared.put(key, entry)
+        value = self.state["cached_features"].get(index)
+        if key is None or value is None:
+            return
+        if self._held is None or self._held.value is not value:
+            self._held = FrameFeatures(value)
+        self._shared.put(key, self._held)
 
     def _content_key(self, index: int) -> bytes | None:
         if self._shared is None or not 0 <= index < self.frames.num_frames:

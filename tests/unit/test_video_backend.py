@@ -167,16 +167,21 @@ def interleaved(backend, frames_type, pixels):
         for steps in zip(*(session.propagate(0, False, 0) for session in sessions)):
             for i, frame in enumerate(steps):
                 masks[i].append(frame.objects[0].mask)
+        held = len(backend.shared_frames)
+        for session in sessions:
+            session.close()
+        assert len(backend.shared_frames) == 0  # held only while a session holds the frame: no memory of its own
     finally:
         hook.remove()
-    return masks, len(calls)
+    return masks, len(calls), held
 
 
 def test_sessions_on_equal_frames_run_the_encoder_once_per_frame_with_the_same_masks(backend, clip):
     _, pixels = clip
-    alone, alone_calls = interleaved(backend, ArrayFrames, pixels)  # no content keys: nothing shared
-    shared, shared_calls = interleaved(backend, KeyedFrames, pixels)
+    alone, alone_calls, _ = interleaved(backend, ArrayFrames, pixels)  # no content keys: nothing shared
+    shared, shared_calls, held = interleaved(backend, KeyedFrames, pixels)
     assert alone_calls == 2 * NUM_FRAMES and shared_calls == NUM_FRAMES
+    assert held == 1  # both sessions' last frame, one copy
     for ours, theirs in zip(shared, alone):
         assert len(ours) == len(theirs) == NUM_FRAMES + 1
         for a, b in zip(ours, theirs):
