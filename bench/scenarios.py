@@ -139,24 +139,27 @@ class Scenarios:
     def service_overhead(self) -> Row:
         """A cached Segment through gRPC against the very decoder call the server makes for it,
         made here in-process on features of the same pixels, on one worker thread as the server's
-        decoder batcher makes it."""
+        decoder batcher makes it: handing its OpenMP workers back after each call, with no other thread
+        of this process holding any (see server/openmp_workers.py; else both sides run throttled)."""
         from labelgate.models.backend import DecodeItem, SamPrompt
         from labelgate.models.sam2.torch_backend import Sam2TorchBackend
         from labelgate.server.imaging import decode_image
+        from labelgate.server.openmp_workers import release_openmp_workers, released_after
 
         backend = Sam2TorchBackend.from_checkpoint(self.models.sam2_config, self.models.sam2_checkpoint, self.device,
                                                    self.models.sam2_overrides)
         pixels = decode_image(self.warm_bytes, 10 ** 9).pixels
-        features = backend.encode([pixels])[0]
         point = click_point(0, self.width, self.height)
-        item = DecodeItem(features, SamPrompt(np.array([point], np.float32), np.array([1], np.int32),
-                                              np.zeros((0, 4), np.float32), False))
         with ThreadPoolExecutor(1) as worker:
-            worker.submit(backend.decode, [item]).result()  # first-call warm-up, as the server's own
+            features = worker.submit(released_after, backend.encode, [pixels]).result()[0]
+            release_openmp_workers()  # this thread's team, if loading made one
+            item = DecodeItem(features, SamPrompt(np.array([point], np.float32), np.array([1], np.int32),
+                                                  np.zeros((0, 4), np.float32), False))
+            worker.submit(released_after, backend.decode, [item]).result()  # first-call warm-up, as the server's own
             samples = interleaved(
                 {
                     "gRPC cached click": lambda: self._click(self.stub, pb.Image(image_id=self.warm_id), point),
-                    "in-process decoder call": lambda: worker.submit(backend.decode, [item]).result(),
+                    "in-process decoder call": lambda: worker.submit(released_after, backend.decode, [item]).result(),
                 },
                 self.plan.rounds * 3,
             )
