@@ -9,7 +9,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from labelgate.models.video_tracking import FrameSource
+
 HEIGHT, WIDTH = 64, 96
+
+
+class ArrayFrames(FrameSource):
+    """Frames given as arrays, as a tracking backend reads them; `reads` lists the frames read."""
+
+    def __init__(self, frames):
+        self.frames, self.num_frames = frames, len(frames)
+        self.height, self.width = frames[0].shape[:2]
+        self.reads = []
+
+    def frame(self, index):
+        self.reads.append(index)
+        return self.frames[index]
 
 
 def moving_shapes(num_frames: int, height: int = HEIGHT, width: int = WIDTH) -> list[np.ndarray]:

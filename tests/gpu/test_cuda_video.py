@@ -24,20 +24,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-from labelgate.models.video_tracking import FrameSource, TrackPrompt  # noqa: E402
-from video_clip import HEIGHT, WIDTH, disc_centre, moving_shapes, square_box  # noqa: E402
+from labelgate.models.video_tracking import TrackPrompt  # noqa: E402
+from video_clip import HEIGHT, WIDTH, ArrayFrames, disc_centre, moving_shapes, square_box  # noqa: E402
 
 NUM_FRAMES = 6
 DTYPES = ("fp32", "bf16", "fp16")
-
-
-class ArrayFrames(FrameSource):
-    def __init__(self, frames):
-        self.frames, self.num_frames = frames, len(frames)
-        self.height, self.width = frames[0].shape[:2]
-
-    def frame(self, index):
-        return self.frames[index]
 
 
 def _backend(demo_weights, device: str, dtype: str = "fp32"):

@@ -9,22 +9,10 @@ import numpy as np
 import pytest
 
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES, demo_paths
-from labelgate.models.video_tracking import FrameSource, TrackPrompt
-from video_clip import disc_centre, moving_shapes, square_box, write_jpeg_folder
+from labelgate.models.video_tracking import TrackPrompt
+from video_clip import ArrayFrames, disc_centre, moving_shapes, square_box, write_jpeg_folder
 
 NUM_FRAMES = 6  # small: the whole clip is tracked several times, twice each
-
-
-class ArrayFrames(FrameSource):
-    def __init__(self, frames):
-        self.frames = frames
-        self.num_frames = len(frames)
-        self.height, self.width = frames[0].shape[:2]
-        self.reads = []
-
-    def frame(self, index):
-        self.reads.append(index)
-        return self.frames[index]
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,8 @@ import numpy as np
 import torch
 
 from labelgate.models.demo import SAM2_DEMO_CONFIG, SAM2_DEMO_OVERRIDES, demo_paths
-from labelgate.models.video_tracking import FrameSource, TrackPrompt
-from video_clip import moving_shapes, square_box
-
-
-class ArrayFrames(FrameSource):
-    def __init__(self, frames):
-        self.frames, self.num_frames = frames, len(frames)
-        self.height, self.width = frames[0].shape[:2]
-
-    def frame(self, index):
-        return self.frames[index]
+from labelgate.models.video_tracking import TrackPrompt
+from video_clip import ArrayFrames, moving_shapes, square_box
 
 
 def test_tracking_with_dtype_fp16_propagates_under_bf16_autocast(demo_weights):
