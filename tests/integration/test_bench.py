@@ -25,17 +25,22 @@ TARGETED = {"repeat_click", "versus_baseline", "service_overhead", "payload", "b
             "edgetam_cold_click"}
 
 
-@pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench-results")
-    work = tmp_path_factory.mktemp("bench-work")
+def run_quick_bench(tmp_path_factory, name: str, sections: tuple[str, ...], timeout: int) -> tuple:
+    """`labelgate bench --quick` on the CPU for `sections`: (its output folder, its stdout)."""
+    out = tmp_path_factory.mktemp(f"bench-results{name}")
+    work = tmp_path_factory.mktemp(f"bench-work{name}")
     completed = subprocess.run(
-        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--sections", "main", "concepts", "--device", "cpu",
+        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--sections", *sections, "--device", "cpu",
          "--out", str(out), "--work", str(work)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=timeout,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
     return out, completed.stdout
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    return run_quick_bench(tmp_path_factory, "", ("main", "concepts"), timeout=300)
 
 
 def test_json_has_every_row_with_a_finite_ratio_of_two_measured_sides(bench_run):
@@ -105,15 +110,7 @@ LABELING_VIDEO_TARGETS = {"labeling_throughput": ">= 0.9", "labeling_resume": "<
 @pytest.fixture(scope="module")
 def labeling_video_run(tmp_path_factory):
     """The labeling and video sections alone, at their quick sizes (a few images, a few frames)."""
-    out = tmp_path_factory.mktemp("bench-results-labeling-video")
-    work = tmp_path_factory.mktemp("bench-work-labeling-video")
-    completed = subprocess.run(
-        [sys.executable, "-m", "labelgate.cli", "bench", "--quick", "--sections", "labeling", "video", "--device", "cpu",
-         "--out", str(out), "--work", str(work)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
-    return out, completed.stdout
+    return run_quick_bench(tmp_path_factory, "-labeling-video", ("labeling", "video"), timeout=600)
 
 
 def test_labeling_and_video_rows_divide_two_measured_sides(labeling_video_run):
