@@ -35,6 +35,32 @@ def fp32_kernels():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+def assert_within_reordering(got: torch.Tensor, expected: torch.Tensor, depth: float, what: str) -> float:
+    """`got` (CUDA) within reordering_tolerance of `expected` (CPU) at `depth`; returns the tolerance."""
+    expected = expected.double().cpu()
+    tolerance = reordering_tolerance(magnitude(expected), depth)
+    difference = float((got.double().cpu() - expected).abs().max())
+    assert difference <= tolerance, f"{what}: differs by {difference:.3g} > {tolerance:.3g}"
+    return tolerance
+
+
+def decode_on_both(backends, features, prompt, processor_of):
+    """The CPU and the CUDA backend's click decode of `prompt` on their own features, TF32 off, each
+    with the logits its processor (`processor_of(backend)`) post-processed, as `assert_clicks_agree`
+    takes them: (CPU result, CUDA result, CPU logits, CUDA logits)."""
+    from labelgate.models.backend import DecodeItem
+
+    seen = [record_post_processed_masks(processor_of(backend)) for backend in backends]
+    try:
+        with fp32_kernels():
+            expected, got = (backend.decode([DecodeItem(f, prompt)])[0] for backend, f in zip(backends, features))
+    finally:
+        for backend in backends:
+            del processor_of(backend).post_process_masks
+    assert not isinstance(got, Exception) and not isinstance(expected, Exception), (got, expected)
+    return expected, got, seen[0][0], seen[1][0]
+
+
 def record_post_processed_masks(processor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Spies on a SAM 2-style processor's `post_process_masks`, which the click backends call on the
     decoder's low-res logits (moved to the CPU, float32): each call appends (those logits, the same

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-from device_agreement import assert_clicks_agree, fp32_kernels, magnitude, record_post_processed_masks  # noqa: E402
-from tolerances import EDGETAM_DEMO_DEPTH, reordering_tolerance  # noqa: E402
+from device_agreement import assert_clicks_agree, assert_within_reordering, decode_on_both, fp32_kernels  # noqa: E402
+from tolerances import EDGETAM_DEMO_DEPTH  # noqa: E402
 
 IMAGE_HW = (200, 330)  # landscape, above the demo's 256 px input
 
@@ -38,9 +38,7 @@ def test_edgetam_cuda_features_match_cpu(features):
     cpu, gpu = features
     assert gpu.image_embed.is_cuda
     for got, expected in zip((gpu.image_embed, *gpu.high_res_feats), (cpu.image_embed, *cpu.high_res_feats)):
-        expected = expected.double()
-        tolerance = reordering_tolerance(magnitude(expected), EDGETAM_DEMO_DEPTH)
-        assert float((got.double().cpu() - expected).abs().max()) <= tolerance
+        assert_within_reordering(got, expected, EDGETAM_DEMO_DEPTH, "feature level")
 
 
 @pytest.mark.parametrize(("points", "labels", "boxes", "multimask"), [
@@ -49,17 +47,10 @@ def test_edgetam_cuda_features_match_cpu(features):
     (np.zeros((0, 2)), [], [[10, 10, 100, 90], [150, 60, 320, 190]], False),  # two boxes: two objects
 ])
 def test_edgetam_cuda_masks_match_cpu(backends, features, points, labels, boxes, multimask):
-    from labelgate.models.backend import DecodeItem, SamPrompt
+    from labelgate.models.backend import SamPrompt
 
     prompt = SamPrompt(np.asarray(points, np.float32).reshape(-1, 2), np.asarray(labels, np.int32),
                        np.asarray(boxes, np.float32).reshape(-1, 4), multimask)
-    seen = [record_post_processed_masks(backend.processor) for backend in backends]
-    try:
-        with fp32_kernels():
-            expected, got = (backend.decode([DecodeItem(f, prompt)])[0] for backend, f in zip(backends, features))
-    finally:
-        for backend in backends:
-            del backend.processor.post_process_masks
-    assert not isinstance(got, Exception) and not isinstance(expected, Exception), (got, expected)
+    expected, got, expected_logits, got_logits = decode_on_both(backends, features, prompt, lambda b: b.processor)
     assert got.masks.shape == expected.masks.shape == (prompt.num_objects, 3 if multimask else 1, *IMAGE_HW)
-    assert_clicks_agree(got, expected, seen[1][0], seen[0][0], EDGETAM_DEMO_DEPTH)
+    assert_clicks_agree(got, expected, got_logits, expected_logits, EDGETAM_DEMO_DEPTH)

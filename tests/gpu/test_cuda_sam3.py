@@ -12,7 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-from device_agreement import assert_clicks_agree, fp32_kernels, magnitude, record_post_processed_masks  # noqa: E402
+from device_agreement import (  # noqa: E402
+    assert_clicks_agree,
+    assert_within_reordering,
+    decode_on_both,
+    fp32_kernels,
+    magnitude,
+)
 from tolerances import (  # noqa: E402
     SAM3_DEMO_CLICK_DEPTH,
     SAM3_DEMO_MASK_DEPTH,
@@ -42,23 +48,15 @@ def features(backends):
         return tuple(backend.encode([image])[0] for backend in backends)
 
 
-def _close(got: torch.Tensor, expected: torch.Tensor, depth: float, what: str) -> float:
-    expected = expected.double().cpu()
-    tolerance = reordering_tolerance(magnitude(expected), depth)
-    difference = float((got.double().cpu() - expected).abs().max())
-    assert difference <= tolerance, f"{what}: differs by {difference:.3g} > {tolerance:.3g}"
-    return tolerance
-
-
 def test_sam3_cuda_features_match_cpu(features):
     cpu, gpu = features
     assert all(level.is_cuda for level in gpu.fpn_hidden_states)
     for got, expected in zip(gpu.fpn_hidden_states, cpu.fpn_hidden_states):
-        _close(got, expected, SAM3_DEMO_VISION_DEPTH, "FPN level")
+        assert_within_reordering(got, expected, SAM3_DEMO_VISION_DEPTH, "FPN level")
     # The tracker's features: the same ViT through its own FPN neck.
-    _close(gpu.tracker.image_embed, cpu.tracker.image_embed, SAM3_DEMO_VISION_DEPTH, "tracker image embedding")
+    assert_within_reordering(gpu.tracker.image_embed, cpu.tracker.image_embed, SAM3_DEMO_VISION_DEPTH, "tracker image embedding")
     for got, expected in zip(gpu.tracker.high_res_feats, cpu.tracker.high_res_feats):
-        _close(got, expected, SAM3_DEMO_VISION_DEPTH, "tracker high-res level")
+        assert_within_reordering(got, expected, SAM3_DEMO_VISION_DEPTH, "tracker high-res level")
 
 
 @pytest.mark.parametrize("query", ["phrase", "exemplars"])
@@ -87,9 +85,9 @@ def test_sam3_cuda_concepts_match_cpu(backends, features, query):
             del backend.processor.post_process_instance_segmentation
     assert not isinstance(got, Exception) and not isinstance(expected, Exception), (got, expected)
     cpu_out, gpu_out = raw
-    logit_tol = _close(gpu_out.pred_logits, cpu_out.pred_logits, SAM3_DEMO_QUERY_DEPTH, "query logits")
-    presence_tol = _close(gpu_out.presence_logits, cpu_out.presence_logits, SAM3_DEMO_QUERY_DEPTH, "presence logit")
-    mask_tol = _close(gpu_out.pred_masks, cpu_out.pred_masks, SAM3_DEMO_MASK_DEPTH, "mask logits")
+    logit_tol = assert_within_reordering(gpu_out.pred_logits, cpu_out.pred_logits, SAM3_DEMO_QUERY_DEPTH, "query logits")
+    presence_tol = assert_within_reordering(gpu_out.presence_logits, cpu_out.presence_logits, SAM3_DEMO_QUERY_DEPTH, "presence logit")
+    mask_tol = assert_within_reordering(gpu_out.pred_masks, cpu_out.pred_masks, SAM3_DEMO_MASK_DEPTH, "mask logits")
     # Boxes: x0, y0, x1, y1 = cx -/+ w/2, cy -/+ h/2 of sigmoid outputs: 1.5 times a coordinate's move,
     # a quarter of its logit's (the box head's output at the query depth).
     box = cpu_out.pred_boxes.double().cpu()
@@ -116,17 +114,10 @@ def test_sam3_cuda_concepts_match_cpu(backends, features, query):
 
 @pytest.mark.parametrize("multimask", [True, False])
 def test_sam3_cuda_clicks_match_cpu(backends, features, multimask):
-    from labelgate.models.backend import DecodeItem, SamPrompt
+    from labelgate.models.backend import SamPrompt
 
     prompt = SamPrompt(np.array([[100, 150], [40, 60]], np.float32), np.array([1, 0], np.int32),
                        np.array([[30, 40, 170, 260]], np.float32), multimask)
-    seen = [record_post_processed_masks(backend.tracker_processor) for backend in backends]
-    try:
-        with fp32_kernels():
-            expected, got = (backend.decode([DecodeItem(f, prompt)])[0] for backend, f in zip(backends, features))
-    finally:
-        for backend in backends:
-            del backend.tracker_processor.post_process_masks
-    assert not isinstance(got, Exception) and not isinstance(expected, Exception), (got, expected)
+    expected, got, expected_logits, got_logits = decode_on_both(backends, features, prompt, lambda b: b.tracker_processor)
     assert got.masks.shape == expected.masks.shape == (1, 3 if multimask else 1, *IMAGE_HW)
-    assert_clicks_agree(got, expected, seen[1][0], seen[0][0], SAM3_DEMO_VISION_DEPTH + SAM3_DEMO_CLICK_DEPTH)
+    assert_clicks_agree(got, expected, got_logits, expected_logits, SAM3_DEMO_VISION_DEPTH + SAM3_DEMO_CLICK_DEPTH)
