@@ -28,14 +28,10 @@ class SharedFrameFeatures:
     def __init__(self):
         self._entries: weakref.WeakValueDictionary[bytes, FrameFeatures] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
-        self.hits = 0
 
     def get(self, key: bytes) -> FrameFeatures | None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self.hits += 1
-            return entry
+            return self._entries.get(key)
 
     def put(self, key: bytes, entry: FrameFeatures) -> None:
         with self._lock:

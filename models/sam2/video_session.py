@@ -92,6 +92,7 @@ class Sam2TrackingSession(TrackingSession):
         self.predictor, self.frames, self.window, self._autocast = predictor, frames, window, autocast
         self._shared = shared
         self._held: FrameFeatures | None = None  # the cached frame's features, as others may share them
+        self._last_key: tuple[int, bytes | None] = (-1, None)  # a step looks its frame's key up twice
         # The clip length SAM 2 is told is only used to cap its object pointers at min(length, this):
         # at or past it, a clip's length changes nothing, so a growing clip is told at least this.
         self._least_length = predictor.max_obj_ptrs_in_encoder if long_clip else 0
@@ -170,8 +171,10 @@ class Sam2TrackingSession(TrackingSession):
     def _reuse_features(self, index: int) -> None:
         """Frame `index`'s encoder output from another session, where one has it: upstream's
         `_get_image_feature` reads its one-frame cache before running the encoder."""
+        if index in self.state["cached_features"]:
+            return
         key = self._content_key(index)
-        if key is None or index in self.state["cached_features"]:
+        if key is None:
             return
         held = self._shared.get(key)
         if held is not None:
@@ -190,7 +193,9 @@ class Sam2TrackingSession(TrackingSession):
     def _content_key(self, index: int) -> bytes | None:
         if self._shared is None or not 0 <= index < self.frames.num_frames:
             return None
-        return self.frames.content_key(index)
+        if self._last_key[0] != index:
+            self._last_key = (index, self.frames.content_key(index))
+        return self._last_key[1]
 
     def _forget_outside_window(self, current: int) -> None:
         """Drops the non-conditioning outputs `window` or more frames away from `current` (the prompted
