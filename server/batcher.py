@@ -6,8 +6,9 @@ previous batch had several, or its oldest request came within `max_delay` of the
 labeler clicking alone is never held back. Requests whose caller has gone (cancelled) or whose
 deadline has passed are dropped before the call. A full queue fails fast with `Overloaded`.
 Model calls run on one worker thread per batcher, so the event loop stays free and a model is
-never entered twice at once; the thread hands its OpenMP workers back after each call (openmp_workers). A batcher for a heavy stage can run its worker at a lower CPU
-priority (`worker_priority`), so that on a CPU the short calls of other stages go first.
+never entered twice at once; the thread hands its OpenMP workers back after each call
+(openmp_workers). A batcher for a heavy stage can run its worker at a lower CPU priority
+(`worker_priority`), so that on a CPU the short calls of other stages go first.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ def export_label_studio(images: Iterable[LabeledImage], classes: Sequence[str], 
     out_dir = Path(out_dir)
     index = class_index(classes)
     version = model_version(provenance)
+    image_urls = image_urls or {}
     tasks = out_dir / "tasks.json"
     with atomic_text(tasks) as out:
         out.write("[\n")
@@ -45,9 +46,8 @@ def export_label_studio(images: Iterable[LabeledImage], classes: Sequence[str], 
             for obj in image.objects:
                 known_class(obj, index, image)
             task = {
-                "data": {"image": (image_urls or {}).get(image.key) or image_url.format(key=quote(image.key), source=image.source),
-                         "key": image.key,
-                         "split": image.split},
+                "data": {"image": image_urls.get(image.key) or image_url.format(key=quote(image.key), source=image.source),
+                         "key": image.key, "split": image.split},
                 "predictions": [prediction(image, version, brush_from_name, box_from_name, to_name)],
             }
             out.write((",\n" if count else "") + json.dumps(task, separators=(",", ":")))
